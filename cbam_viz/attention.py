@@ -1,0 +1,159 @@
+"""CBAM: channel attention, spatial attention, and the module that chains them.
+
+Woo et al., "CBAM: Convolutional Block Attention Module", ECCV 2018.
+
+Two tensor layouts are exact here (see :data:`LAYOUTS`):
+
+* ``simple``   - the layout most tutorials use: the shared MLP is two 1x1 convolutions without
+  bias, the spatial convolution has no BatchNorm, the pooled maps are concatenated as
+  ``[mean, max]``.
+* ``official`` - Jongchan/attention-module (the paper's code): ``nn.Linear`` MLP with bias,
+  BatchNorm after the spatial convolution, pooled maps concatenated as ``[max, mean]``.
+* ``timm``     - ``timm.layers.CbamModule``: 1x1-conv MLP without bias, BatchNorm after the
+  spatial convolution, ``[mean, max]``.
+
+The gates return their *weights*, not gated features, so a forward hook on a gate sees exactly
+the tensor that the CBAM module multiplies the features by.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+Order = Literal["channel-first", "spatial-first", "parallel"]
+Attention = Literal["both", "channel", "spatial", "none"]
+
+ORDERS: tuple[str, ...] = ("channel-first", "spatial-first", "parallel")
+ATTENTIONS: tuple[str, ...] = ("both", "channel", "spatial", "none")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a CBAM module lays out its tensors; all layouts compute the same function family."""
+
+    linear_mlp: bool  # nn.Linear (True) or 1x1 nn.Conv2d (False) for the shared MLP
+    mlp_bias: bool
+    spatial_bn: bool  # BatchNorm after the spatial convolution
+    max_first: bool  # pooled maps concatenated as [max, mean] (True) or [mean, max]
+
+
+LAYOUTS: dict[str, Layout] = {
+    "simple": Layout(linear_mlp=False, mlp_bias=False, spatial_bn=False, max_first=False),
+    "official": Layout(linear_mlp=True, mlp_bias=True, spatial_bn=True, max_first=True),
+    "timm": Layout(linear_mlp=False, mlp_bias=False, spatial_bn=True, max_first=False),
+}
+
+
+@dataclass(frozen=True)
+class CBAMConfig:
+    """Everything that configures the CBAM modules of a network.
+
+    ``order`` chains the gates: ``channel-first`` (the paper's choice) feeds the channel-refined
+    features to the spatial gate; ``spatial-first`` the reverse; ``parallel`` computes both gates
+    from the same input and applies them together, ``out = x * Mc(x) * Ms(x)``.
+    ``attention`` ablates gates: ``both``, ``channel`` (channel attention only), ``spatial``
+    (spatial attention only) or ``none`` (a plain network).
+    """
+
+    order: Order = "channel-first"
+    kernel_size: int = 7
+    reduction: int = 16
+    attention: Attention = "both"
+    layout: str = "simple"
+
+    def __post_init__(self) -> None:
+        if self.order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {tuple(LAYOUTS)}, got {self.layout!r}")
+        if not isinstance(self.kernel_size, int) or self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd integer (3, 5, 7), got {self.kernel_size!r}")
+        if not isinstance(self.reduction, int) or self.reduction < 1:
+            raise ValueError(f"reduction ratio must be a positive integer, got {self.reduction!r}")
+
+    @property
+    def uses_channel(self) -> bool:
+        return self.attention in ("both", "channel")
+
+    @property
+    def uses_spatial(self) -> bool:
+        return self.attention in ("both", "spatial")
+
+
+class ChannelAttention(nn.Module):
+    """Mc(F) = sigmoid(MLP(AvgPool(F)) + MLP(MaxPool(F))), one weight per channel: (B, C, 1, 1)."""
+
+    def __init__(self, channels: int, reduction: int = 16, layout: str = "simple") -> None:
+        super().__init__()
+        hidden = channels // reduction
+        if hidden < 1:
+            raise ValueError(
+                f"reduction ratio {reduction} is too large for {channels} channels: "
+                f"C/r = {channels}/{reduction} < 1 leaves the MLP no hidden unit"
+            )
+        spec = LAYOUTS[layout]
+        self.linear = spec.linear_mlp
+        if self.linear:
+            fc1 = nn.Linear(channels, hidden, bias=spec.mlp_bias)
+            fc2 = nn.Linear(hidden, channels, bias=spec.mlp_bias)
+        else:
+            fc1 = nn.Conv2d(channels, hidden, 1, bias=spec.mlp_bias)
+            fc2 = nn.Conv2d(hidden, channels, 1, bias=spec.mlp_bias)
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.max_pool = nn.AdaptiveMaxPool2d(1)
+        self.mlp = nn.Sequential(fc1, nn.ReLU(inplace=True), fc2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c = x.shape[:2]
+        # Both descriptors go through the shared MLP as one batch of 2B rows.
+        pooled = torch.cat([self.avg_pool(x), self.max_pool(x)])
+        hidden = self.mlp(pooled.flatten(1) if self.linear else pooled)
+        logits = hidden.view(2, b, c).sum(0)
+        return torch.sigmoid(logits).view(b, c, 1, 1)
+
+
+class SpatialAttention(nn.Module):
+    """Ms(F) = sigmoid(conv_kxk([mean_c(F), max_c(F)])), one weight per position: (B, 1, H, W)."""
+
+    def __init__(self, kernel_size: int = 7, layout: str = "simple") -> None:
+        super().__init__()
+        spec = LAYOUTS[layout]
+        self.max_first = spec.max_first
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+        self.bn = nn.BatchNorm2d(1, momentum=0.01) if spec.spatial_bn else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        mean, amax = x.mean(1, keepdim=True), x.amax(1, keepdim=True)
+        pooled = torch.cat([amax, mean] if self.max_first else [mean, amax], dim=1)
+        return torch.sigmoid(self.bn(self.conv(pooled)))
+
+
+class CBAM(nn.Module):
+    """Refines features with channel and/or spatial attention in the configured order."""
+
+    def __init__(self, channels: int, config: CBAMConfig = CBAMConfig()) -> None:
+        super().__init__()
+        if config.attention == "none":
+            raise ValueError("CBAM with attention='none' has no gate; build the block without CBAM")
+        self.order = config.order
+        self.channel = ChannelAttention(channels, config.reduction, config.layout) if config.uses_channel else None
+        self.spatial = SpatialAttention(config.kernel_size, config.layout) if config.uses_spatial else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.spatial is None:
+            return x * self.channel(x)
+        if self.channel is None:
+            return x * self.spatial(x)
+        if self.order == "channel-first":
+            x = x * self.channel(x)
+            return x * self.spatial(x)
+        if self.order == "spatial-first":
+            x = x * self.spatial(x)
+            return x * self.channel(x)
+        return x * (self.channel(x) * self.spatial(x))
