@@ -32,3 +32,59 @@ def evaluate_arrays(
         "per_class": [round(100.0 * float(hits[labels == c].mean()), 2) for c in range(int(classes.max()) + 1)],
         "images": int(len(labels)),
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cbam_viz.evaluate``: recompute shipped variants' test accuracy and compare with their cards."""
+    import argparse
+    import sys
+    from pathlib import Path
+
+    from .data import DEFAULT_CACHE, DatasetError, load_split
+    from .registry import DEFAULT_ROOT, Family, key_of
+    from .weights import WeightsError
+
+    p = argparse.ArgumentParser(prog="python -m cbam_viz.evaluate", description=main.__doc__)
+    p.add_argument("--data", type=Path, required=True, help="image folder with test/<class>/*")
+    p.add_argument("--family", type=Path, default=DEFAULT_ROOT, help="folder of model cards and weights")
+    p.add_argument("--variant", action="append", help="variant name (repeatable); default: every variant")
+    p.add_argument("--tolerance", type=float, default=0.05, help="largest allowed difference in points")
+    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
+    args = p.parse_args(argv)
+
+    family = Family(args.family)
+    cards = [c for c in family.cards.values() if not args.variant or c["name"] in args.variant]
+    if args.variant and len(cards) != len(args.variant):
+        known = sorted(c["name"] for c in family.cards.values())
+        print(f"error: unknown variant among {args.variant}; shipped: {', '.join(known) or 'none'}", file=sys.stderr)
+        return 2
+    if not cards:
+        print(f"error: no model cards under {args.family}", file=sys.stderr)
+        return 2
+    failures = 0
+    splits = {}
+    print(f"{'variant':<28}{'card':>8}{'measured':>10}{'diff':>8}")
+    for card in sorted(cards, key=lambda c: c["name"]):
+        size = card["preprocessing"]["input_size"]
+        try:
+            if size not in splits:
+                splits[size] = load_split(args.data, "test", size, args.cache_dir)
+            split = splits[size]
+            if split.classes != card["classes"]:
+                raise DatasetError(f"test classes {split.classes} differ from the card's {card['classes']}")
+            model, _ = family.load(key_of(card))
+        except (DatasetError, WeightsError) as e:
+            print(f"error: {card['name']}: {e}", file=sys.stderr)
+            return 2
+        result = evaluate_arrays(model, split.images, split.labels, card["preprocessing"]["mean"], card["preprocessing"]["std"])
+        claimed = card["metrics"]["test_top1"]
+        diff = result["top1"] - claimed
+        bad = abs(diff) > args.tolerance or result["images"] != card["metrics"]["test_images"]
+        failures += bad
+        print(f"{card['name']:<28}{claimed:>8.2f}{result['top1']:>10.2f}{diff:>+8.2f}{'  MISMATCH' if bad else ''}")
+    print(f"{len(cards) - failures}/{len(cards)} variants reproduce their cards within {args.tolerance} points")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -67,6 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dataset-archive", type=Path, help="archive the data folder came from, for its sha256 in the card")
     p.add_argument("--checkpoint-dir", type=Path, default=DEFAULT_CACHE / "checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from the last epoch's checkpoint")
+    p.add_argument("--stop-after-epoch", type=int, help="exit after this epoch's checkpoint (resume later)")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
     args = p.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1:
@@ -80,11 +81,35 @@ def _trainable(name: str, backbone_mode: bool) -> bool:
     return ".cbam." in name or name.startswith("fc.") or ".bn" in name or name.startswith("bn1.") or ".downsample.1." in name
 
 
+def _resize_mlp(dst1: torch.Tensor, dst2: torch.Tensor, src1: torch.Tensor, src2: torch.Tensor) -> str:
+    """Start a shared MLP of another width from a trained one, as close to its function as possible.
+
+    A wider MLP keeps every trained hidden unit and adds units whose output weights are zero (so it
+    starts as exactly the trained function); a narrower one keeps the hidden units that matter most
+    (largest ``|w_in| * |w_out|``).
+    """
+    h_dst, h_src = dst1.shape[0], src1.shape[0]
+    if h_dst >= h_src:
+        dst1[:h_src] = src1
+        dst2.zero_()
+        dst2[:, :h_src] = src2
+        return "every trained hidden unit kept, the new units added with zero output weights"
+    importance = src1.flatten(1).norm(dim=1) * src2.flatten(1).norm(dim=0)
+    keep = importance.topk(h_dst).indices.sort().values
+    dst1.copy_(src1[keep])
+    dst2.copy_(src2[:, keep])
+    return f"the {h_dst / h_src:.0%} most important trained hidden units kept (largest |w_in|*|w_out|)"
+
+
 def _init_from_backbone(model: nn.Module, backbone: dict) -> list[str]:
-    """Copy every backbone tensor whose name and shape fit; a k x k spatial kernel initialises a
-    smaller one by its centre crop. Returns the names left at their fresh initialisation."""
+    """Initialise ``model`` from a trained network's weights; return how each differing part started.
+
+    Tensors whose name and shape fit are copied. Attention of another shape starts from the trained
+    attention: a smaller spatial kernel from the centre crop of the trained one, a shared MLP of
+    another width by :func:`_resize_mlp`. Anything else that does not fit is an error.
+    """
     own = model.state_dict()
-    fresh = []
+    notes, misfits = {}, []
     for name, tensor in own.items():
         src = backbone.get(name)
         if src is not None and src.shape == tensor.shape:
@@ -92,12 +117,16 @@ def _init_from_backbone(model: nn.Module, backbone: dict) -> list[str]:
         elif src is not None and name.endswith("spatial.conv.weight") and src.shape[-1] > tensor.shape[-1]:
             cut = (src.shape[-1] - tensor.shape[-1]) // 2
             tensor.copy_(src[..., cut : cut + tensor.shape[-2], cut : cut + tensor.shape[-1]])
-        else:
-            fresh.append(name)
-    non_attention = [n for n in fresh if ".cbam." not in n]
-    if non_attention:
-        raise WeightsError(f"backbone does not fit this network; missing or mis-shaped: {non_attention[:8]}")
-    return fresh
+            k, k_src = tensor.shape[-1], src.shape[-1]
+            notes["spatial kernel"] = f"centre {k}x{k} of the trained {k_src}x{k_src} kernel"
+        elif src is not None and name.endswith("channel.mlp.0.weight"):
+            fc2 = name.replace("mlp.0.", "mlp.2.")
+            notes["channel MLP"] = _resize_mlp(tensor, own[fc2], src, backbone[fc2])
+        elif not name.endswith("channel.mlp.2.weight"):
+            misfits.append(name)
+    if misfits:
+        raise WeightsError(f"backbone does not fit this network; missing or mis-shaped: {misfits[:8]}")
+    return [f"{part}: {how}" for part, how in notes.items()] or ["all attention tensors copied from the backbone"]
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -109,7 +138,7 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def train(args: argparse.Namespace) -> dict:
-    """Train, evaluate, write weights and card; return the card."""
+    """Train, evaluate, write weights and card; return the card (empty when stopped early)."""
     torch.set_num_threads(max(1, torch.get_num_threads()))
     torch.manual_seed(args.seed)
     train_split = load_split(args.data, "train", args.image_size, args.cache_dir)
@@ -127,12 +156,12 @@ def train(args: argparse.Namespace) -> dict:
         mean, std = backbone_card["preprocessing"]["mean"], backbone_card["preprocessing"]["std"]
         if backbone_card["classes"] != classes:
             raise DatasetError(f"backbone was trained on classes {backbone_card['classes']}, this dataset has {classes}")
-        fresh = _init_from_backbone(model, read_weights(args.backbone))
+        init_notes = _init_from_backbone(model, read_weights(args.backbone))
         for name, p in model.named_parameters():
             p.requires_grad_(_trainable(name, True))
     else:
         mean, std = channel_stats(train_split.images)
-        fresh = [n for n in model.state_dict()]
+        init_notes = ["every parameter freshly initialised (Kaiming normal, zero-init of the last BN in each block)"]
     model = model.to(memory_format=torch.channels_last)
 
     n_train = len(train_split.labels)
@@ -204,18 +233,22 @@ def train(args: argparse.Namespace) -> dict:
                    ckpt_path.with_suffix(".tmp"))
         ckpt_path.with_suffix(".tmp").replace(ckpt_path)
         print(f"{args.name}: epoch {epoch + 1} loss {history[-1]['loss']} train top-1 {history[-1]['train_top1']}%", file=sys.stderr)
+        if args.stop_after_epoch == epoch + 1 and epoch + 1 < args.epochs:
+            print(f"{args.name}: stopped after epoch {epoch + 1}; rerun with --resume to continue", file=sys.stderr)
+            return {}
 
     run = {"elapsed": elapsed, "history": history, "steps_per_epoch": steps_per_epoch, "train_images": n_train}
-    return _finish(args, model, classes, mean, std, test_split, run, backbone_card, fresh)
+    return _finish(args, model, classes, mean, std, test_split, run, backbone_card, init_notes)
 
 
 def _run_config(args: argparse.Namespace) -> dict:
-    skip = {"argv", "resume", "checkpoint_dir", "cache_dir", "compile", "dataset_archive"}
+    skip = {"argv", "resume", "stop_after_epoch", "checkpoint_dir", "cache_dir", "compile", "dataset_archive"}
     return {k: str(v) for k, v in sorted(vars(args).items()) if k not in skip}
 
 
-def _finish(args, model, classes, mean, std, test_split, run, backbone_card, fresh) -> dict:
+def _finish(args, model, classes, mean, std, test_split, run, backbone_card, init_notes) -> dict:
     elapsed, history = run["elapsed"], run["history"]
+    t_eval = time.perf_counter()
     model.eval()
     fp32 = evaluate_arrays(model, test_split.images, test_split.labels, mean, std)
     state = model.state_dict()
@@ -256,7 +289,7 @@ def _finish(args, model, classes, mean, std, test_split, run, backbone_card, fre
         "training": {
             "mode": "end-to-end" if backbone_card is None else "attention-finetune",
             "trained": trained_desc,
-            "fresh_init": "all" if backbone_card is None else sorted({n.rsplit(".", 1)[0] for n in fresh if n in state}),
+            "initialisation": init_notes,
             "epochs": args.epochs,
             "steps_per_epoch": run["steps_per_epoch"],
             "batch_size": args.batch_size,
@@ -267,6 +300,7 @@ def _finish(args, model, classes, mean, std, test_split, run, backbone_card, fre
             + (f"; first {args.low_res_epochs} epochs at {args.low_res} px" if args.low_res_epochs else ""),
             "seed": args.seed,
             "wall_time_s": round(elapsed, 1),
+            "evaluation_s": round(time.perf_counter() - t_eval, 1),
             "history": history,
             "machine": machine(),
             "command": "python -m cbam_viz.train " + " ".join(args.argv),
@@ -295,7 +329,7 @@ def _keep_freed_memory() -> None:
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 1 << 31 - 1)  # M_TRIM_THRESHOLD
+        libc.mallopt(-1, (1 << 31) - 1)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):
         pass
 

@@ -19,6 +19,12 @@ def test_reference_figures_simple_layout():
     assert n_params(CBAM(512, CBAMConfig(reduction=16, kernel_size=3))) == 32_786
 
 
+def test_layout_parameter_counts_in_readme():
+    # Linear MLP with bias (16,416 + 16,896) + 7x7x2 conv + BatchNorm(1) affine
+    assert n_params(CBAM(512, CBAMConfig(layout="official"))) == 33_412
+    assert n_params(CBAM(512, CBAMConfig(layout="timm"))) == 32_868
+
+
 def test_flops_agree_with_thop():
     thop = pytest.importorskip("thop")
     for config in (CBAMConfig(), CBAMConfig(kernel_size=3, reduction=8, layout="official")):

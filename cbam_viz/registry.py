@@ -1,0 +1,136 @@
+"""The built-in family of trained models: find, verify and load the variant for a configuration.
+
+    family = Family()                       # assets/cifar10 by default
+    model, card = family.load_variant(order="spatial-first", kernel_size=3, reduction=8)
+
+Each variant is a model card (``<name>.json``) and a safetensors file. Variants trained on top of
+the canonical model store only what they trained; the shared backbone is read once per
+:class:`Family` and kept, so switching variants costs one small file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import Tensor
+
+from .cards import build_model, read_card
+from .checkpoints import load_state
+from .resnet import CBAMResNet
+from .weights import WeightsError, read_weights, sha256_file
+
+DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "assets" / "cifar10"
+
+
+class VariantNotFound(LookupError):
+    """No trained weights exist for the requested configuration."""
+
+
+@dataclass(frozen=True)
+class VariantKey:
+    """What the sidebar selects: gate order, kernel size, reduction ratio, which gates are on."""
+
+    attention: str = "both"
+    order: str | None = "channel-first"
+    kernel_size: int | None = 7
+    reduction: int | None = 16
+
+    def __str__(self) -> str:
+        if self.attention == "none":
+            return "no attention (plain ResNet)"
+        if self.attention == "channel":
+            return f"channel attention only, r={self.reduction}"
+        if self.attention == "spatial":
+            return f"spatial attention only, k={self.kernel_size}"
+        return f"{self.order}, k={self.kernel_size}, r={self.reduction}"
+
+
+def key_of(card: dict) -> VariantKey:
+    """The :class:`VariantKey` a card was trained for (irrelevant fields are None)."""
+    cbam = card["architecture"]["cbam"]
+    if cbam is None:
+        return VariantKey("none", None, None, None)
+    attention = cbam["attention"]
+    return VariantKey(
+        attention,
+        cbam["order"] if attention == "both" else None,
+        cbam["kernel_size"] if attention in ("both", "spatial") else None,
+        cbam["reduction"] if attention in ("both", "channel") else None,
+    )
+
+
+def normalise_key(order: str = "channel-first", kernel_size: int = 7, reduction: int = 16,
+                  attention: str = "both") -> VariantKey:
+    """The key for sidebar values, dropping what the ablation makes irrelevant."""
+    return key_of({"architecture": {"cbam": None if attention == "none" else {
+        "order": order, "kernel_size": kernel_size, "reduction": reduction, "attention": attention}}})
+
+
+class Family:
+    """The trained variants under ``root``, with the shared backbone weights cached after first use."""
+
+    def __init__(self, root: str | os.PathLike = DEFAULT_ROOT) -> None:
+        self.root = Path(root)
+        self.cards: dict[VariantKey, dict] = {}
+        if self.root.is_dir():
+            for path in sorted(self.root.glob("*.json")):
+                card = read_card(path)
+                if "architecture" in card and "weights" in card:
+                    self.cards[key_of(card)] = card
+        self._backbones: dict[str, dict[str, Tensor]] = {}
+
+    def keys(self) -> list[VariantKey]:
+        """Every configuration that has trained weights."""
+        return list(self.cards)
+
+    def canonical(self) -> dict:
+        """The card of the end-to-end trained model that the other variants build on."""
+        for card in self.cards.values():
+            if card["architecture"]["cbam"] and card.get("backbone") is None:
+                return card
+        raise VariantNotFound(f"no end-to-end trained CBAM model under {self.root}")
+
+    def card(self, key: VariantKey) -> dict:
+        """The card for ``key``; :class:`VariantNotFound` lists what exists otherwise."""
+        if key not in self.cards:
+            have = "; ".join(str(k) for k in self.cards) or "none"
+            raise VariantNotFound(f"no trained weights for {key} under {self.root}. Trained configurations: {have}")
+        return self.cards[key]
+
+    def _verified(self, name: str, expected: str) -> Path:
+        path = self.root / name
+        if not path.is_file():
+            raise WeightsError(f"weights file {path} named by its model card is missing")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise WeightsError(f"{path.name} does not match its model card (sha256 {actual[:12]}... vs {expected[:12]}...)")
+        return path
+
+    def _backbone(self, info: dict) -> dict[str, Tensor]:
+        if info["sha256"] not in self._backbones:
+            self._backbones[info["sha256"]] = read_weights(self._verified(info["file"], info["sha256"]))
+        return self._backbones[info["sha256"]]
+
+    def load_variant(self, order: str = "channel-first", kernel_size: int = 7, reduction: int = 16,
+                     attention: str = "both") -> tuple[CBAMResNet, dict]:
+        """The trained model (eval mode) and its card for a configuration of the sidebar's controls.
+
+        Every weights file is checked against the sha256 in its card before use.
+        """
+        return self.load(normalise_key(order, kernel_size, reduction, attention))
+
+    def load(self, key: VariantKey) -> tuple[CBAMResNet, dict]:
+        """Like :meth:`load_variant`, for a :class:`VariantKey`."""
+        card = self.card(key)
+        own = read_weights(self._verified(card["weights"]["file"], card["weights"]["sha256"]))
+        model = build_model(card["architecture"])
+        state = own
+        if card.get("backbone"):
+            backbone = self._backbone(card["backbone"])
+            wanted = model.state_dict()
+            # attention tensors always come from the variant's own file, never from the backbone
+            state = {k: v for k, v in backbone.items() if k in wanted and ".cbam." not in k} | own
+        load_state(model, state)
+        return model.eval(), card

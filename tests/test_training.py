@@ -1,0 +1,158 @@
+"""Training command, model cards, registry and evaluation on a tiny dataset the test makes."""
+
+import json
+import shutil
+
+import pytest
+
+from cbam_viz import evaluate, family, train
+from cbam_viz.registry import Family, VariantNotFound
+from cbam_viz.weights import sha256_file
+
+from .conftest import CLASSES, make_image_folder
+
+TINY = ["--image-size", "16", "--width", "0.25", "--batch-size", "16", "--low-res", "12"]
+
+
+def run(tiny_dataset, tmp_path, name, *extra):
+    argv = ["--data", str(tiny_dataset), "--out", str(tmp_path / "family"), "--name", name,
+            "--checkpoint-dir", str(tmp_path / "ckpt"), "--cache-dir", str(tmp_path / "cache"), *TINY, *extra]
+    return train.main(argv)
+
+
+@pytest.fixture(scope="module")
+def tiny_family(tiny_dataset, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fam")
+    assert run(tiny_dataset, tmp, "canonical", "--epochs", "2", "--low-res-epochs", "1") == 0
+    backbone = str(tmp / "family" / "canonical.safetensors")
+    assert run(tiny_dataset, tmp, "sf-k3-r8", "--order", "spatial-first", "--kernel-size", "3", "--reduction", "8",
+               "--backbone", backbone, "--epochs", "1", "--steps-per-epoch", "3") == 0
+    assert run(tiny_dataset, tmp, "spatial-only-k7", "--attention", "spatial", "--backbone", backbone, "--epochs", "1") == 0
+    return tmp / "family"
+
+
+def test_training_writes_weights_and_card(tiny_family):
+    card = json.loads((tiny_family / "canonical.json").read_text())
+    assert card["classes"] == list(CLASSES)
+    assert card["architecture"]["cbam"] == {"order": "channel-first", "kernel_size": 7, "reduction": 16,
+                                            "attention": "both", "layout": "simple"}
+    assert card["preprocessing"]["input_size"] == 16 and len(card["preprocessing"]["mean"]) == 3
+    assert card["weights"]["sha256"] == sha256_file(tiny_family / card["weights"]["file"])
+    assert len(card["metrics"]["test_per_class_top1"]) == 3 and card["metrics"]["test_images"] == 24
+    assert 0 <= card["metrics"]["test_top1"] <= 100
+    assert abs(card["metrics"]["test_top1"] - card["metrics"]["test_top1_fp32"]) <= 100 / 24 + 1e-6
+    assert card["complexity"]["params"] > card["complexity"]["attention_params"] > 0
+    assert [h["image_size"] for h in card["training"]["history"]] == [12, 16]
+    assert card["training"]["mode"] == "end-to-end" and card["training"]["seed"] == 0
+    assert card["backbone"] is None
+
+
+def test_finetuned_variant_card_and_weights(tiny_family):
+    card = json.loads((tiny_family / "sf-k3-r8.json").read_text())
+    canonical = json.loads((tiny_family / "canonical.json").read_text())
+    assert card["backbone"]["sha256"] == canonical["weights"]["sha256"]
+    assert card["training"]["mode"] == "attention-finetune" and card["training"]["steps_per_epoch"] == 3
+    notes = " ".join(card["training"]["initialisation"])
+    assert "centre 3x3 of the trained 7x7 kernel" in notes and "new units added with zero output" in notes
+    # the variant's file holds only what it trained: no convolution weights
+    from safetensors.torch import load_file
+    keys = load_file(str(tiny_family / "sf-k3-r8.safetensors")).keys()
+    assert any(".cbam.spatial.conv.weight" in k for k in keys)
+    assert not any(k.endswith("conv1.weight") or k.endswith("conv2.weight") for k in keys)
+
+
+def test_resume_continues_from_checkpoint(tiny_dataset, tmp_path, capsys):
+    assert run(tiny_dataset, tmp_path, "r", "--epochs", "2", "--stop-after-epoch", "1") == 0
+    assert not (tmp_path / "family" / "r.json").exists()
+    assert (tmp_path / "ckpt" / "family-r.pt").exists()
+    first = capsys.readouterr().err
+    assert "stopped after epoch 1" in first
+    assert run(tiny_dataset, tmp_path, "r", "--epochs", "2", "--resume") == 0
+    assert "resuming r after epoch 1/2" in capsys.readouterr().err
+    history = json.loads((tmp_path / "family" / "r.json").read_text())["training"]["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    # a fresh uninterrupted run gives the same first epoch: the seed fixes data order and augmentation
+    assert run(tiny_dataset, tmp_path, "straight", "--epochs", "2") == 0
+    straight = json.loads((tmp_path / "family" / "straight.json").read_text())["training"]["history"]
+    assert straight[0]["loss"] == history[0]["loss"]
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("missing", "does not exist"),
+    ("no_test", "has no 'test' folder"),
+    ("empty_class", "holds no images"),
+    ("no_classes", "has no class folders"),
+    ("bad_image", "cannot read image"),
+])
+def test_bad_dataset_folders_get_clear_messages(tmp_path, capsys, damage, message):
+    root = make_image_folder(tmp_path / "ds", {"train": 2, "test": 1}, size=8)
+    if damage == "missing":
+        root = tmp_path / "nowhere"
+    elif damage == "no_test":
+        shutil.rmtree(root / "test")
+    elif damage == "empty_class":
+        for f in (root / "train" / "red").iterdir():
+            f.unlink()
+    elif damage == "no_classes":
+        shutil.rmtree(root / "train")
+        (root / "train").mkdir()
+    elif damage == "bad_image":
+        (root / "train" / "red" / "broken.jpg").write_bytes(b"not a jpeg")
+    assert run(root, tmp_path, "x", "--epochs", "1") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_registry_loads_variants_and_caches_backbone(tiny_family):
+    fam = Family(tiny_family)
+    model, card = fam.load_variant("spatial-first", 3, 8)
+    assert card["name"] == "sf-k3-r8" and not model.training
+    assert model.layer1[0].cbam.spatial.conv.kernel_size == (3, 3)
+    assert len(fam._backbones) == 1
+    cached = next(iter(fam._backbones.values()))
+    fam.load_variant(attention="spatial", kernel_size=7, reduction=999, order="parallel")  # irrelevant fields ignored
+    assert next(iter(fam._backbones.values())) is cached
+    with pytest.raises(VariantNotFound) as e:
+        fam.load_variant("parallel", 7, 32)
+    assert "parallel, k=7, r=32" in str(e.value) and "spatial-first, k=3, r=8" in str(e.value)
+
+
+def test_registry_refuses_tampered_weights(tiny_family, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_family, copy)
+    with open(copy / "sf-k3-r8.safetensors", "r+b") as f:
+        f.seek(-4, 2)
+        f.write(b"\x00\x01\x02\x03")
+    from cbam_viz.weights import WeightsError
+    with pytest.raises(WeightsError, match="does not match its model card"):
+        Family(copy).load_variant("spatial-first", 3, 8)
+
+
+def test_evaluate_reproduces_cards(tiny_dataset, tiny_family, tmp_path, capsys):
+    argv = ["--data", str(tiny_dataset), "--family", str(tiny_family), "--cache-dir", str(tmp_path)]
+    assert evaluate.main(argv) == 0
+    assert "3/3 variants reproduce their cards" in capsys.readouterr().out
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_family, copy)
+    card = json.loads((copy / "canonical.json").read_text())
+    card["metrics"]["test_top1"] = card["metrics"]["test_top1"] - 4.0
+    (copy / "canonical.json").write_text(json.dumps(card))
+    assert evaluate.main(["--data", str(tiny_dataset), "--family", str(copy), "--cache-dir", str(tmp_path)]) == 1
+    assert "MISMATCH" in capsys.readouterr().out
+    assert evaluate.main([*argv, "--variant", "nope"]) == 2
+
+
+def test_family_plan_covers_every_configuration():
+    names = [n for n, _ in family.plan()]
+    assert names[0] == family.CANONICAL and names[-1] == "plain"
+    assert len(names) == len(set(names)) == 3 * 2 * 3 + 3 + 2 + 1
+    assert "parallel-k3-r32" in names and "channel-only-r8" in names and "spatial-only-k3" in names
+
+
+def test_family_table_from_cards(tiny_family, tmp_path):
+    text = family.table(tiny_family)
+    assert "| `canonical` | end-to-end |" in text and "3 variants" in text
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- family-table:begin -->\nold\n<!-- family-table:end -->\nb\n")
+    family.update_readme(readme, text)
+    assert "old" not in readme.read_text() and "`sf-k3-r8`" in readme.read_text()
