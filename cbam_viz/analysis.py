@@ -1,0 +1,97 @@
+"""One analysis: image -> model input (the card's preprocessing) -> predictions + every block's attention.
+
+The result holds plain numpy arrays only, so renderers and the UI never touch torch modules.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from .capture import AttentionRecorder
+
+
+@dataclass
+class BlockAttention:
+    """One CBAM block's attention for one image: channel weights (C,), spatial map (H, W)."""
+
+    name: str
+    stage: str
+    channel_weights: np.ndarray | None
+    spatial_map: np.ndarray | None
+    feature_shape: tuple[int, int, int]
+
+
+@dataclass
+class Analysis:
+    """Predictions and attention of one model on one image."""
+
+    top: list[tuple[str, float]]  # (class name, probability), best first
+    probabilities: np.ndarray  # (num_classes,)
+    blocks: list[BlockAttention]
+    view: np.ndarray  # the region the model saw, at display resolution, uint8 (H, W, 3)
+
+    def block(self, name: str) -> BlockAttention:
+        """The block called ``name`` (e.g. ``layer3.1``)."""
+        for b in self.blocks:
+            if b.name == name:
+                return b
+        raise KeyError(f"no CBAM block named {name!r}; blocks: {[b.name for b in self.blocks]}")
+
+
+def centre_crop_box(size: tuple[int, int], crop_fraction: float) -> tuple[int, int, int, int]:
+    """The square centre crop the model sees: shorter side resized, then ``crop_fraction`` of it kept."""
+    w, h = size
+    side = min(w, h) * crop_fraction
+    left, top = (w - side) / 2, (h - side) / 2
+    return round(left), round(top), round(left + side), round(top + side)
+
+
+def model_input(image: Image.Image, preprocessing: dict, display_size: int = 384) -> tuple[torch.Tensor, np.ndarray]:
+    """The normalised (1, 3, S, S) tensor per the card's preprocessing, and the same region for display.
+
+    ``preprocessing``: ``input_size`` S, ``mean``, ``std`` and optionally ``resize_size`` (the shorter
+    side before the centre crop; S when absent, i.e. the whole centre square is used).
+    """
+    size = preprocessing["input_size"]
+    fraction = size / preprocessing.get("resize_size", size)
+    box = centre_crop_box(image.size, fraction)
+    crop = image.crop(box)
+    x = np.asarray(crop.resize((size, size), Image.BICUBIC), dtype=np.float32) / 255.0
+    x = (x - np.array(preprocessing["mean"], np.float32)) / np.array(preprocessing["std"], np.float32)
+    view = np.asarray(crop.resize((display_size, display_size), Image.BICUBIC), dtype=np.uint8)
+    return torch.from_numpy(x).permute(2, 0, 1)[None].contiguous(), view
+
+
+@torch.no_grad()
+def analyse(model: nn.Module, image: Image.Image, card: dict, lock: threading.Lock | None = None,
+            top_k: int = 5, display_size: int = 384) -> Analysis:
+    """Run ``model`` (eval mode) on ``image`` and record every CBAM block's attention.
+
+    ``lock`` serialises use of a model shared between threads (the app's cached models): hooks are
+    attached and removed inside it, so concurrent analyses never see each other's attention.
+    """
+    x, view = model_input(image, card["preprocessing"], display_size)
+    with lock or nullcontext():
+        with AttentionRecorder(model) as rec:
+            logits = model(x)
+    probs = torch.softmax(logits[0].float(), 0).numpy()
+    order = np.argsort(-probs)[:top_k]
+    classes = card["classes"]
+    blocks = [
+        BlockAttention(
+            r.name,
+            r.stage,
+            None if r.channel_weights is None else r.channel_weights[0].numpy().copy(),
+            None if r.spatial_map is None else r.spatial_map[0, 0].numpy().copy(),
+            r.feature_shape,
+        )
+        for r in rec.records
+    ]
+    return Analysis([(classes[i], float(probs[i])) for i in order], probs, blocks, view)

@@ -1,0 +1,24 @@
+"""Classroom text and reference figures for the explanation panel, computed by code."""
+
+from __future__ import annotations
+
+from .attention import CBAM, CBAMConfig
+from .complexity import count_complexity
+
+CHANNEL_FORMULA = r"M_c(F) = \sigma\big(\mathrm{MLP}(\mathrm{AvgPool}(F)) + \mathrm{MLP}(\mathrm{MaxPool}(F))\big) \in \mathbb{R}^{C\times1\times1}"
+SPATIAL_FORMULA = r"M_s(F) = \sigma\big(f^{k\times k}([\mathrm{AvgPool}_c(F);\ \mathrm{MaxPool}_c(F)])\big) \in \mathbb{R}^{1\times H\times W}"
+ORDER_FORMULAS = {
+    "channel-first": r"F' = M_c(F)\otimes F,\quad F'' = M_s(F')\otimes F'",
+    "spatial-first": r"F' = M_s(F)\otimes F,\quad F'' = M_c(F')\otimes F'",
+    "parallel": r"F'' = F \otimes M_c(F) \otimes M_s(F)",
+}
+PLACEMENT = """\
+x ──► conv ─► BN ─► ReLU ─► conv ─► BN ─► [ CBAM ] ──► (+) ─► ReLU ─► out
+│                                                       ▲
+└──────────────────── shortcut (identity or 1x1 conv) ──┘"""
+
+
+def reference_cbam512() -> dict[str, int]:
+    """Parameters and FLOPs of one CBAM(C=512, r=16, k=7), simple layout, on a (1, 512, 7, 7) input."""
+    c = count_complexity(CBAM(512, CBAMConfig(kernel_size=7, reduction=16)), (1, 512, 7, 7))
+    return {"params": c.params, "flops": c.flops}

@@ -1,0 +1,109 @@
+"""Turn uploaded bytes into a validated RGB image, or a clear message saying why not.
+
+Handles what phones and the web produce: EXIF orientation, alpha (composited on white), palette,
+grayscale, 16-bit, CMYK, ICC profiles (converted to sRGB), animated GIF/WebP and multi-page TIFF
+(first frame), with limits on file size and pixel count checked *before* decoding, so a
+decompression bomb is refused without being expanded.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "BMP": "BMP", "GIF": "GIF", "TIFF": "TIFF"}
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What an upload may be. The defaults suit a phone photo and a 2-core server."""
+
+    max_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    min_side: int = 8
+    max_aspect: float = 10.0
+
+
+class ImageError(ValueError):
+    """An upload that cannot be analysed; the message is meant for the user."""
+
+
+def _what_is_it(data: bytes) -> str:
+    head = data[:512].lstrip().lower()
+    if head.startswith(b"%pdf"):
+        return "a PDF document"
+    if head.startswith(b"pk\x03\x04"):
+        return "a ZIP archive (or an Office document)"
+    if b"<svg" in head:
+        return "an SVG drawing (vector graphics are not supported; export it as PNG)"
+    if head.startswith(b"<!doctype html") or b"<html" in head:
+        return "an HTML page"
+    if head[:4] in (b"\x00\x00\x00\x18", b"\x00\x00\x00\x1c") or b"ftypheic" in head or b"ftypavif" in head:
+        return "a HEIC/AVIF photo (export it as JPEG)"
+    return "not an image file this app can read"
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB: alpha on white, 16-bit scaled, CMYK and ICC profiles to sRGB."""
+    icc = im.info.get("icc_profile")
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        im = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode in ("LA", "PA", "La"):
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "RGBa"):
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, im.convert("RGBA"))
+    if icc and im.mode in ("RGB", "RGBA", "CMYK", "L"):
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            im = ImageCms.profileToProfile(im, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # a broken profile: use the pixels as they are
+    return im.convert("RGB")
+
+
+def load_image(data: bytes, limits: Limits = Limits()) -> Image.Image:
+    """Decode upload bytes into an RGB image with EXIF orientation applied, or raise :class:`ImageError`."""
+    if not data:
+        raise ImageError("The file is empty (0 bytes).")
+    if len(data) > limits.max_bytes:
+        raise ImageError(f"The file is {len(data) / 2**20:.1f} MB; the limit is {limits.max_bytes / 2**20:.0f} MB.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))  # reads the header only
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        if isinstance(e, UnidentifiedImageError):
+            raise ImageError(f"This file is {_what_is_it(data)}. Upload a JPEG, PNG, WebP, BMP, GIF or TIFF image.") from None
+        raise ImageError("The image declares more pixels than this app will decode (possible decompression bomb).") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ImageError(f"The image header is damaged and cannot be read ({e}).") from None
+    if im.format not in FORMATS:
+        raise ImageError(f"{im.format} images are not supported. Upload a JPEG, PNG, WebP, BMP, GIF or TIFF image.")
+    w, h = im.size
+    if w * h > limits.max_pixels:
+        raise ImageError(
+            f"The image is {w:,} x {h:,} pixels ({w * h / 1e6:.0f} megapixels); the limit is "
+            f"{limits.max_pixels / 1e6:.0f} megapixels."
+        )
+    if min(w, h) < limits.min_side:
+        raise ImageError(f"The image is only {w} x {h} pixels; at least {limits.min_side} x {limits.min_side} is needed.")
+    if max(w, h) / min(w, h) > limits.max_aspect:
+        raise ImageError(f"The image is {w} x {h} pixels, an aspect ratio above {limits.max_aspect:.0f}:1; crop it first.")
+    try:
+        im.seek(0)  # first frame of an animation or page of a TIFF
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        return _to_rgb(im)
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as e:
+        reason = "truncated or corrupt" if "truncat" in str(e).lower() or isinstance(e, EOFError) else f"unreadable ({e})"
+        raise ImageError(f"The {FORMATS[im.format]} file is {reason}.") from None

@@ -1,0 +1,100 @@
+"""Analysis and renderers: predictions, per-block arrays, overlays, statistics, exports."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cbam_viz import render
+from cbam_viz.analysis import analyse, centre_crop_box, model_input
+from cbam_viz.attention import CBAMConfig
+from cbam_viz.capture import AttentionRecorder
+from cbam_viz.resnet import cbam_resnet18
+
+CARD = {"classes": [f"c{i}" for i in range(10)],
+        "preprocessing": {"input_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}}
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return cbam_resnet18(CBAMConfig(), stem="cifar", width=0.25, num_classes=10).eval()
+
+
+@pytest.fixture(scope="module")
+def image():
+    rng = np.random.default_rng(0)
+    return Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+
+
+def test_model_input_matches_preprocessing(image):
+    x, view = model_input(image, CARD["preprocessing"], display_size=96)
+    assert x.shape == (1, 3, 32, 32) and view.shape == (96, 96, 3)
+    crop = image.crop((8, 0, 56, 48)).resize((32, 32), Image.BICUBIC)
+    expected = (np.asarray(crop, np.float32) / 255 - 0.5) / 0.25
+    np.testing.assert_allclose(x[0].permute(1, 2, 0).numpy(), expected, atol=1e-5)
+    assert centre_crop_box((400, 300), 224 / 256) == (69, 19, 331, 281)
+
+
+def test_analysis_equals_direct_forward(model, image):
+    result = analyse(model, image, CARD, top_k=5)
+    x, _ = model_input(image, CARD["preprocessing"])
+    with AttentionRecorder(model) as rec, torch.no_grad():
+        probs = torch.softmax(model(x)[0], 0).numpy()
+    assert [c for c, _ in result.top] == [CARD["classes"][i] for i in np.argsort(-probs)[:5]]
+    np.testing.assert_allclose(result.probabilities, probs, rtol=1e-5)
+    assert [b.name for b in result.blocks] == [r.name for r in rec.records]
+    np.testing.assert_allclose(result.block("layer2.1").channel_weights, rec.records[3].channel_weights[0].numpy())
+    assert result.block("layer4.0").spatial_map.shape == (4, 4)
+    with pytest.raises(KeyError, match="no CBAM block named"):
+        result.block("layer9.9")
+
+
+def test_weight_stats_by_hand():
+    s = render.weight_stats(np.array([0.25, 0.25, 0.25, 0.25]))
+    assert (s.mean, s.std, s.min, s.max) == (0.25, 0.0, 0.25, 0.25) and s.entropy == pytest.approx(1.0)
+    s = render.weight_stats(np.array([1.0, 1e-12, 1e-12, 1e-12]))
+    assert s.entropy == pytest.approx(0.0, abs=1e-6)
+    p = np.array([0.5, 0.3, 0.2])
+    assert render.weight_stats(p).entropy == pytest.approx(-(p * np.log(p)).sum() / np.log(3))
+
+
+def test_overlay_and_upsampling():
+    view = np.zeros((8, 8, 3), np.uint8)
+    m = np.array([[0.0, 1.0], [1.0, 0.0]], np.float32)
+    near = render.upsample(m, 8, smooth=False)
+    assert near[0, 0] == 0 and near[0, 7] == 1 and set(np.unique(near)) == {0.0, 1.0}
+    assert len(np.unique(render.upsample(m, 8, smooth=True))) > 2
+    full = render.overlay(view, m, cmap="gray", opacity=1.0, smooth=False)
+    assert full[0, 0].tolist() == [0, 0, 0] and full[0, 7].tolist() == [255, 255, 255]
+    half = render.overlay(view + 100, m, cmap="gray", opacity=0.5, smooth=False)
+    assert half[0, 7].tolist() == [178, 178, 178]  # (255 + 100) / 2, rounded
+    # absolute scale: a flat map at 0.5 is mid-grey, relative scale would stretch it
+    assert render.value_range(np.full((2, 2), 0.5), "absolute") == (0.0, 1.0)
+    assert render.value_range(m, "relative") == (0.0, 1.0)
+
+
+def test_grid_and_exports(model, image):
+    result = analyse(model, image, CARD)
+    g = render.grid(result, tile=40)
+    assert g.shape[0] == 4 * (40 + 22 + 6) + 6 and g.shape[1] == 6 + 2 * (40 + 6)  # 4 stages x 2 blocks
+    png = render.png_bytes(g)
+    assert png.startswith(b"\x89PNG")
+    frame = render.channel_frame(result.block("layer1.0").channel_weights, sort=True, top_k=3)
+    assert frame["weight"].is_monotonic_decreasing and frame["top_k"].sum() == 3 and list(frame["rank"][:3]) == [1, 2, 3]
+    data = json.loads(render.predictions_json(result, {"order": "parallel"}))
+    assert data["configuration"]["order"] == "parallel" and len(data["predictions"]) == 5
+    bar = render.colorbar("jet", 0.49, 0.51, height=50)
+    assert bar.shape == (66, 100, 3)
+    chart = render.distribution_chart(result).to_dict()
+    assert chart["mark"]["type"] == "rect"
+
+
+def test_grid_without_spatial_attention_says_so(image):
+    torch.manual_seed(0)
+    channel_only = cbam_resnet18(CBAMConfig(attention="channel"), stem="cifar", width=0.25, num_classes=10).eval()
+    result = analyse(channel_only, image, CARD)
+    with pytest.raises(ValueError, match="no spatial attention"):
+        render.grid(result)
