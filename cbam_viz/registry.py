@@ -24,6 +24,12 @@ from .weights import WeightsError, read_weights, sha256_file
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "assets" / "cifar10"
 
 
+def default_root() -> Path:
+    """The family the app shows: ``$CBAM_VIZ_FAMILY`` (a teacher's own, trained with
+    ``python -m cbam_viz.family``) or the built-in CIFAR-10 family."""
+    return Path(os.environ.get("CBAM_VIZ_FAMILY") or DEFAULT_ROOT)
+
+
 class VariantNotFound(LookupError):
     """No trained weights exist for the requested configuration."""
 

@@ -26,3 +26,32 @@ def make_image_folder(root: Path, per_class: dict[str, int], size: int = 16, see
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     return make_image_folder(tmp_path_factory.mktemp("tiny") / "colours", {"train": 32, "test": 8})
+
+
+TINY_TRAIN = ["--image-size", "16", "--width", "0.25", "--batch-size", "16", "--epochs", "1"]
+APP_VARIANTS = {
+    "channel-first-k7-r16": [],
+    "spatial-first-k7-r16": ["--order", "spatial-first"],
+    "parallel-k7-r16": ["--order", "parallel"],
+    "channel-first-k3-r16": ["--kernel-size", "3"],
+    "spatial-first-k3-r16": ["--order", "spatial-first", "--kernel-size", "3"],
+    "channel-first-k7-r8": ["--reduction", "8"],
+    "channel-only-r16": ["--attention", "channel"],
+    "spatial-only-k7": ["--attention", "spatial"],
+}
+
+
+@pytest.fixture(scope="session")
+def app_family(tiny_dataset, tmp_path_factory) -> Path:
+    """A small trained family with one variant per sidebar control, for the app's tests."""
+    from cbam_viz import train
+
+    out = tmp_path_factory.mktemp("app") / "family"
+    common = ["--data", str(tiny_dataset), "--out", str(out), "--checkpoint-dir", str(out.parent / "ckpt"),
+              "--cache-dir", str(out.parent / "cache"), *TINY_TRAIN]
+    for name, extra in APP_VARIANTS.items():
+        # the canonical model trains longer so its residual branches (zero-initialised) matter
+        more = ["--backbone", str(out / "channel-first-k7-r16.safetensors")] if extra else ["--epochs", "4"]
+        assert train.main([*common, "--name", name, *extra, *more]) == 0
+    assert train.main([*common, "--name", "plain", "--attention", "none"]) == 0
+    return out

@@ -1,0 +1,341 @@
+"""cbam-viz: upload an image, see what every CBAM block of a trained CBAM-ResNet attends to.
+
+Run with ``streamlit run streamlit_app.py``. This script is the UI only; everything it shows is
+computed in ``cbam_viz`` or read from a model card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import threading
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from cbam_viz import render
+from cbam_viz.analysis import Analysis, analyse
+from cbam_viz.download import DownloadError, fetch, verify
+from cbam_viz.explain import CHANNEL_FORMULA, ORDER_FORMULAS, PLACEMENT, SPATIAL_FORMULA, reference_cbam512
+from cbam_viz.images import UPLOAD_TYPES, ImageError, Limits, load_image
+from cbam_viz.imagenet import CBAM_RESNET50, DEFAULT_CACHE, load_imagenet
+from cbam_viz.registry import Family, VariantNotFound, default_root, normalise_key
+from cbam_viz.weights import WeightsError
+
+SAMPLES = Path(__file__).resolve().parent / "assets" / "samples"
+ORDERS = ["channel-first", "spatial-first", "parallel"]
+KERNELS, RATIOS = [3, 7], [8, 16, 32]
+LIMITS = Limits()
+
+st.set_page_config(page_title="cbam-viz", page_icon="🔎", layout="wide")
+
+
+# ---------------------------------------------------------------- cached resources (bounded)
+@st.cache_resource(max_entries=4)
+def family(root: str) -> Family:
+    return Family(root)
+
+
+@st.cache_resource(max_entries=24)
+def variant(root: str, order: str, kernel: int, ratio: int, attention: str):
+    model, card = family(root).load(normalise_key(order, kernel, ratio, attention))
+    return model, card, threading.Lock()
+
+
+@st.cache_resource(max_entries=3)
+def imagenet_model(path: str, order: str):
+    model, card = load_imagenet(path)
+    for m in model.modules():
+        if hasattr(m, "order"):
+            m.order = order  # a what-if: the weights were trained channel-first
+    return model, card, threading.Lock()
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def analysed(model_id: str, image_bytes: bytes, _model, _card, _lock) -> Analysis:
+    return analyse(_model, load_image(image_bytes, LIMITS), _card, lock=_lock)
+
+
+@st.cache_data(max_entries=1)
+def reference() -> dict:
+    return reference_cbam512()
+
+
+# ---------------------------------------------------------------- state from the URL
+def init(key: str, default, allowed=None, cast=str):
+    """Session default from the query string, falling back to ``default`` when absent or invalid."""
+    if key in st.session_state:
+        return
+    value = default
+    if key in st.query_params:
+        try:
+            value = cast(st.query_params[key])
+        except ValueError:
+            value = default
+        if allowed is not None and value not in allowed:
+            value = default
+    st.session_state[key] = value
+
+
+def as_bool(v: str) -> bool:
+    return v in ("1", "true", "True")
+
+
+samples = sorted(p.stem for p in SAMPLES.glob("*.jpg"))
+init("model", "cifar10", ["cifar10", "imagenet"])
+init("ca", True, cast=as_bool)
+init("sa", True, cast=as_bool)
+init("order", "channel-first", ORDERS)
+init("kernel", 7, KERNELS, int)
+init("ratio", 16, RATIOS, int)
+init("cmap", "jet", render.COLORMAPS)
+init("opacity", 0.5, cast=float)
+init("smooth", True, cast=as_bool)
+init("scale", "relative", ["relative", "absolute"])
+init("sort", False, cast=as_bool)
+init("topk", 10, cast=int)
+init("sample", "cat" if "cat" in samples else samples[0], samples)
+init("block", "")
+st.session_state.opacity = min(1.0, max(0.0, st.session_state.opacity))
+st.session_state.topk = min(64, max(1, st.session_state.topk))
+
+# ---------------------------------------------------------------- sidebar: model and configuration
+sb = st.sidebar
+sb.title("cbam-viz")
+sb.radio("Model", ["cifar10", "imagenet"], key="model",
+         format_func={"cifar10": "Built-in CIFAR-10 family", "imagenet": "ImageNet CBAM-ResNet-50"}.get)
+builtin = st.session_state.model == "cifar10"
+sb.subheader("Attention")
+c1, c2 = sb.columns(2)
+c1.toggle("Channel", key="ca", disabled=not builtin)
+c2.toggle("Spatial", key="sa", disabled=not builtin)
+both = (st.session_state.ca and st.session_state.sa) or not builtin
+sb.selectbox("Order", ORDERS, key="order", disabled=not both,
+             help="channel-first is the paper's; parallel computes both gates from the same input")
+sb.selectbox("Spatial kernel size k", KERNELS, key="kernel", disabled=not builtin or not st.session_state.sa)
+sb.selectbox("Reduction ratio r", RATIOS, key="ratio", disabled=not builtin or not st.session_state.ca)
+if not builtin:
+    sb.caption("Kernel and ratio are fixed by the ImageNet weights (k=7, r=16): only one configuration was trained.")
+    if st.session_state.order != "channel-first":
+        sb.warning(f"Untrained combination: channel-first weights run {st.session_state.order}. A what-if, not a trained model.")
+
+sb.subheader("Display")
+sb.selectbox("Colormap", render.COLORMAPS, key="cmap")
+sb.slider("Overlay opacity", 0.0, 1.0, key="opacity", step=0.05)
+sb.radio("Upsampling", [True, False], key="smooth", horizontal=True, format_func=lambda s: "smooth" if s else "nearest")
+sb.radio("Colour scale", ["relative", "absolute"], key="scale", horizontal=True,
+         help="relative: the map's own min..max; absolute: the sigmoid's full 0..1")
+sb.checkbox("Sort channels by weight", key="sort")
+sb.number_input("Highlight top-k channels", 1, 64, key="topk")
+show_raw = sb.checkbox("Show the raw map on its own")
+
+# ---------------------------------------------------------------- the model
+attention = {(True, True): "both", (True, False): "channel", (False, True): "spatial", (False, False): "none"}[
+    (st.session_state.ca, st.session_state.sa)]
+if builtin:
+    try:
+        model, card, lock = variant(str(default_root()), st.session_state.order, st.session_state.kernel,
+                                    st.session_state.ratio, attention)
+    except (VariantNotFound, WeightsError) as e:
+        st.error(str(e))
+        st.stop()
+    model_id = f"cifar10/{card['name']}/{card['weights']['sha256']}"
+else:
+    cache = DEFAULT_CACHE
+    cached = cache / CBAM_RESNET50.file_name
+    source = sb.radio("ImageNet weights", ["download", "path", "upload"], horizontal=True, key="weights_source",
+                      format_func={"download": "download", "path": "local file", "upload": "upload"}.get)
+    weights_path = None
+    if source == "download":
+        if cached.is_file() and verify(cached, CBAM_RESNET50.checksum):
+            weights_path = cached
+        elif sb.button(f"Download from {CBAM_RESNET50.source}", key="download"):
+            bar = sb.progress(0.0, "downloading…")
+            shown = {"mb": -1}
+
+            def progress(done: int, total: int | None) -> None:
+                if done >> 20 != shown["mb"]:  # one update per MB
+                    shown["mb"] = done >> 20
+                    bar.progress(min(1.0, done / total) if total else 0.0, f"{done / 2**20:.0f} MB")
+
+            try:
+                weights_path = fetch(CBAM_RESNET50, cache, progress)
+            except DownloadError as e:
+                sb.error(f"Download failed: {e}")
+    elif source == "path":
+        text = sb.text_input("Path to a .pth / .safetensors checkpoint (official, pytorchcv or timm format)",
+                             key="weights_path")
+        if text:
+            weights_path = Path(text).expanduser()
+    else:
+        up = sb.file_uploader("Checkpoint", type=["pth", "pt", "tar", "safetensors"], key="weights_upload")
+        if up is not None:
+            data = up.getvalue()
+            suffix = ".safetensors" if up.name.endswith(".safetensors") else ".pth"
+            weights_path = Path(tempfile.gettempdir()) / f"cbam-viz-{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
+            if not weights_path.exists():
+                weights_path.write_bytes(data)
+    if weights_path is None:
+        st.info("Choose ImageNet weights in the sidebar (this machine may be offline: the built-in CIFAR-10 family "
+                "works without a network).")
+        st.stop()
+    try:
+        model, card, lock = imagenet_model(str(weights_path), st.session_state.order)
+    except WeightsError as e:
+        st.error(f"These weights cannot be used: {e}")
+        st.stop()
+    model_id = f"imagenet/{card['weights']['sha256']}/{st.session_state.order}"
+
+# ---------------------------------------------------------------- the image
+st.title("What does CBAM attend to?")
+source = st.radio("Image", ["gallery", "upload", "camera"], horizontal=True, key="source",
+                  format_func={"gallery": "Gallery", "upload": "Upload", "camera": "Camera"}.get)
+image_bytes, image_label = None, None
+if source == "upload":
+    up = st.file_uploader("An image (JPEG, PNG, WebP, BMP, GIF, TIFF)", type=UPLOAD_TYPES, key="upload")
+    if up is not None:
+        image_bytes, image_label = up.getvalue(), up.name
+elif source == "camera":
+    shot = st.camera_input("Take a picture")
+    if shot is not None:
+        image_bytes, image_label = shot.getvalue(), "camera"
+if image_bytes is not None:
+    try:
+        load_image(image_bytes, LIMITS)
+    except ImageError as e:
+        st.error(f"{image_label}: {e} Showing the gallery image instead.")
+        image_bytes = None
+if image_bytes is None:
+    st.selectbox("Gallery image", samples, key="sample", help="sources and licences: assets/samples/SOURCES.md")
+    image_bytes, image_label = (SAMPLES / f"{st.session_state.sample}.jpg").read_bytes(), st.session_state.sample
+
+result = analysed(model_id, image_bytes, model, card, lock)
+
+# ---------------------------------------------------------------- predictions and the model card
+left, right = st.columns([3, 2])
+with left:
+    st.subheader("Top-5 predictions")
+    previous = st.session_state.get("previous")
+    rows = []
+    for cls, p in result.top:
+        delta = ""
+        if previous and previous["image"] == image_label and previous["model"] != model_id:
+            before = previous["probs"].get(cls)
+            delta = "new in top-5" if before is None else f"{100 * (p - before):+.1f} pts"
+        rows.append({"class": cls, "probability": f"{100 * p:.1f}%", "change since last configuration": delta})
+    st.table(pd.DataFrame(rows, index=pd.RangeIndex(1, len(rows) + 1, name="rank")))
+    st.session_state.previous = {"image": image_label, "model": model_id,
+                                 "probs": {c: float(result.probabilities[card["classes"].index(c)]) for c, _ in result.top}}
+with right:
+    st.subheader("This model")
+    st.markdown(f"**{card['name']}**: {card['training']['trained']}")
+    accuracy = (f"{card['metrics']['test_top1']:.2f}% top-1 on {card['metrics']['test_images']:,} test images"
+                if card.get("metrics") else "accuracy not measured here (no ImageNet data on this machine)")
+    st.markdown(f"- **{accuracy}**\n- {card['complexity']['params']:,} parameters\n"
+                f"- {card['complexity']['flops'] / 1e6:,.1f} M FLOPs at {card['complexity']['input_shape'][-1]} px")
+    if card.get("metrics"):
+        with st.expander("How it was trained, per-class accuracy"):
+            t = card["training"]
+            st.markdown(f"{t['mode']}, {t['epochs']} epoch(s), batch {t['batch_size']}, {t['optimizer']}, "
+                        f"{t['schedule']}; {t['augmentation']}; seed {t['seed']}; {t['wall_time_s'] / 60:.1f} min on {t['machine']}.")
+            st.dataframe({"class": card["classes"], "top-1 %": card["metrics"]["test_per_class_top1"]}, hide_index=True)
+
+if not result.blocks:
+    st.info("This is the plain ResNet without attention: there is no channel weight or spatial map to show. "
+            "Turn a gate back on in the sidebar to compare.")
+    st.stop()
+
+# ---------------------------------------------------------------- one block
+st.subheader("One block")
+names = [b.name for b in result.blocks]
+if st.session_state.block not in names:
+    st.session_state.block = names[-1]
+st.selectbox("CBAM block (grouped by stage)", names, key="block",
+             format_func=lambda n: f"{n}  ·  stage {n[5]}, {result.block(n).feature_shape[0]} channels, "
+                                   f"{result.block(n).feature_shape[1]}x{result.block(n).feature_shape[2]}")
+block = result.block(st.session_state.block)
+opts = dict(cmap=st.session_state.cmap, smooth=st.session_state.smooth, scale=st.session_state.scale)
+cw_col, sm_col = st.columns(2)
+csv = None
+with cw_col:
+    if block.channel_weights is None:
+        st.info("Channel attention is off in this configuration.")
+    else:
+        frame = render.channel_frame(block.channel_weights, st.session_state.sort, st.session_state.topk)
+        st.altair_chart(render.channel_chart(frame, f"{block.name}: channel weights Mc"), width="stretch")
+        s = render.weight_stats(block.channel_weights)
+        st.dataframe([{"mean": f"{s.mean:.4f}", "std": f"{s.std:.4f}", "min": f"{s.min:.4f}", "max": f"{s.max:.4f}",
+                       "entropy": f"{s.entropy:.4f}"}], hide_index=True, width="stretch")
+        st.caption("entropy: of the weights normalised to sum 1, divided by log C (1 = perfectly even)")
+        csv = frame.drop(columns="position").sort_values("channel").to_csv(index=False)
+overlay_png = None
+with sm_col:
+    if block.spatial_map is None:
+        st.info("Spatial attention is off in this configuration.")
+    else:
+        vmin, vmax = render.value_range(block.spatial_map, st.session_state.scale)
+        shown = render.overlay(result.view, block.spatial_map, opacity=st.session_state.opacity, **opts)
+        figure = render.side_by_side(shown, render.colorbar(st.session_state.cmap, vmin, vmax, height=shown.shape[0]))
+        h, w = block.spatial_map.shape
+        st.image(figure, caption=f"{block.name}: spatial map Ms ({h}x{w}) over the region the model saw")
+        if show_raw:
+            raw = render.overlay(result.view, block.spatial_map, opacity=1.0, **opts)
+            st.image(render.side_by_side(raw, render.colorbar(st.session_state.cmap, vmin, vmax, height=raw.shape[0])),
+                     caption="the raw map on its own")
+        overlay_png = render.png_bytes(figure)
+
+# ---------------------------------------------------------------- every block
+st.subheader("Every block")
+grid_png = None
+if any(b.spatial_map is not None for b in result.blocks):
+    grid = render.grid(result, opacity=st.session_state.opacity, **opts)
+    st.image(grid, caption="spatial maps from early (top) to late (bottom) stages")
+    grid_png = render.png_bytes(grid)
+if any(b.channel_weights is not None for b in result.blocks):
+    st.altair_chart(render.distribution_chart(result), width="stretch")
+
+# ---------------------------------------------------------------- classroom
+with st.expander("How CBAM works (for the classroom)"):
+    st.markdown("**Channel attention** weighs each feature channel:")
+    st.latex(CHANNEL_FORMULA)
+    st.markdown("**Spatial attention** weighs each position:")
+    st.latex(SPATIAL_FORMULA)
+    order = st.session_state.order if both else None
+    if order:
+        st.markdown(f"**Order** ({order}):")
+        st.latex(ORDER_FORMULAS[order])
+    st.markdown("**Where CBAM sits**: on the residual branch, after the last BatchNorm, before the addition.")
+    st.code(PLACEMENT, language=None)
+    cx, ref = card["complexity"], reference()
+    st.markdown(
+        f"**This configuration**: {cx['params']:,} parameters, of which {cx['attention_params']:,} in CBAM; "
+        f"{cx['flops']:,} FLOPs at {cx['input_shape'][-1]} px, of which {cx['attention_flops']:,} in CBAM "
+        f"({100 * cx['attention_flops'] / cx['flops']:.2f}%).  \n"
+        f"**Reference**: one CBAM(C=512, r=16, k=7) on a 512x7x7 input has {ref['params']:,} parameters and "
+        f"{ref['flops']:,} FLOPs (thop's counting rules)."
+        + (f"  \n**Accuracy** (model card): {card['metrics']['test_top1']:.2f}% top-1." if card.get("metrics") else "")
+    )
+    st.dataframe([{"block": n, **v} for n, v in cx["blocks"].items()], hide_index=True)
+
+# ---------------------------------------------------------------- exports and the shareable URL
+config = {"model": st.session_state.model, "variant": card["name"], "attention": attention,
+          "order": st.session_state.order, "kernel_size": st.session_state.kernel, "reduction": st.session_state.ratio,
+          "image": image_label}
+e1, e2, e3, e4 = st.columns(4)
+if overlay_png:
+    e1.download_button("Overlay (PNG)", overlay_png, f"{block.name}-overlay.png", "image/png")
+if grid_png:
+    e2.download_button("Grid (PNG)", grid_png, "attention-grid.png", "image/png")
+if csv:
+    e3.download_button("Channel weights (CSV)", csv, f"{block.name}-channel-weights.csv", "text/csv")
+e4.download_button("Configuration + predictions (JSON)", render.predictions_json(result, config), "cbam-viz.json",
+                   "application/json")
+
+st.query_params.from_dict({
+    "model": st.session_state.model, "ca": int(st.session_state.ca), "sa": int(st.session_state.sa),
+    "order": st.session_state.order, "kernel": st.session_state.kernel, "ratio": st.session_state.ratio,
+    "block": st.session_state.block, "cmap": st.session_state.cmap, "opacity": st.session_state.opacity,
+    "smooth": int(st.session_state.smooth), "scale": st.session_state.scale, "sort": int(st.session_state.sort),
+    "topk": st.session_state.topk, "sample": st.session_state.sample,
+})

@@ -1,0 +1,154 @@
+"""The Streamlit app, driven headless by AppTest against a small trained family made by the tests."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+import cbam_viz.imagenet
+
+APP = str(__import__("pathlib").Path(__file__).resolve().parent.parent / "streamlit_app.py")
+
+
+@pytest.fixture
+def app(app_family, monkeypatch):
+    monkeypatch.setenv("CBAM_VIZ_FAMILY", str(app_family))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def predictions(at):
+    return at.table[0].value[["class", "probability"]].values.tolist()
+
+
+def model_name(at):
+    return next(m.value for m in at.markdown if m.value.startswith("**") and ":" in m.value).split("**")[1]
+
+
+def png(colour, size=(40, 30)):
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_first_screen_is_a_sample_already_analysed(app):
+    assert not app.error
+    assert len(predictions(app)) == 3  # the tiny family has 3 classes
+    assert model_name(app) == "channel-first-k7-r16"
+    assert app.selectbox(key="block").value == "layer4.1"
+    captions = [c for image in app.image for c in image.captions]
+    assert any("layer4.1: spatial map Ms (2x2)" in c for c in captions)  # 16 px input: 2x2 in stage 4
+    assert any("early (top) to late" in c for c in captions)
+
+
+def test_upload_is_analysed(app):
+    before = predictions(app)
+    app.radio(key="source").set_value("upload").run()
+    app.file_uploader(key="upload").set_value(("red.png", png((230, 10, 10)), "image/png")).run()
+    assert not app.exception and not app.error
+    after = predictions(app)
+    assert after != before and after[0][0] == "red"
+
+
+def test_bad_upload_shows_an_error_and_the_app_keeps_working(app):
+    app.radio(key="source").set_value("upload").run()
+    app.file_uploader(key="upload").set_value(("photo.png", b"PK\x03\x04 not really a png", "image/png")).run()
+    assert not app.exception
+    assert any("ZIP archive" in e.value for e in app.error)
+    assert len(predictions(app)) == 3  # the gallery image is analysed instead
+    app.file_uploader(key="upload").set_value(("ok.png", png((10, 10, 230)), "image/png")).run()
+    assert not app.error and predictions(app)[0][0] == "blue"
+
+
+@pytest.mark.parametrize("control,key,value,expected", [
+    ("selectbox", "order", "spatial-first", "spatial-first-k7-r16"),
+    ("selectbox", "order", "parallel", "parallel-k7-r16"),
+    ("selectbox", "kernel", 3, "channel-first-k3-r16"),
+    ("selectbox", "ratio", 8, "channel-first-k7-r8"),
+    ("toggle", "sa", False, "channel-only-r16"),
+    ("toggle", "ca", False, "spatial-only-k7"),
+])
+def test_each_control_loads_its_variant_and_changes_the_numbers(app, control, key, value, expected):
+    before = predictions(app)
+    getattr(app.sidebar, control)(key=key).set_value(value).run()
+    assert not app.exception and not app.error
+    assert model_name(app) == expected
+    assert predictions(app) != before
+    assert any("pts" in str(v) for v in app.table[0].value["change since last configuration"])
+
+
+def test_both_gates_off_is_the_plain_baseline(app):
+    app.sidebar.toggle(key="ca").set_value(False).run()
+    app.sidebar.toggle(key="sa").set_value(False).run()
+    assert model_name(app) == "plain" and any("without attention" in i.value for i in app.info)
+
+
+def test_untrained_configuration_lists_what_exists(app):
+    app.sidebar.selectbox(key="ratio").set_value(32).run()
+    assert not app.exception
+    message = app.error[0].value
+    assert "channel-first, k=7, r=32" in message and "spatial-first, k=3, r=16" in message
+
+
+def test_view_is_restored_from_the_url(app_family, monkeypatch):
+    monkeypatch.setenv("CBAM_VIZ_FAMILY", str(app_family))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params.update({"order": "parallel", "block": "layer2.0", "cmap": "viridis", "opacity": "0.8",
+                            "sample": "horse", "kernel": "5"})  # 5 is not offered: falls back to 7
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="order").value == "parallel" and model_name(at) == "parallel-k7-r16"
+    assert at.selectbox(key="block").value == "layer2.0" and at.selectbox(key="cmap").value == "viridis"
+    assert at.slider(key="opacity").value == 0.8 and at.selectbox(key="sample").value == "horse"
+    assert at.selectbox(key="kernel").value == 7
+    assert at.query_params["order"] == ["parallel"] or at.query_params["order"] == "parallel"
+
+
+@pytest.fixture
+def imagenet_checkpoint(tmp_path):
+    pytorchcv = pytest.importorskip("pytorchcv.model_provider")
+    torch.manual_seed(0)
+    path = tmp_path / "cbam_resnet18_pytorchcv.pth"
+    model = pytorchcv.get_model("cbam_resnet18", pretrained=False)
+    with torch.no_grad():
+        model.output.weight.mul_(200)  # random weights give near-uniform outputs; make them decisive
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def test_imagenet_model_from_a_local_file_with_order_what_if(app, imagenet_checkpoint):
+    app.sidebar.radio(key="model").set_value("imagenet").run()
+    app.sidebar.radio(key="weights_source").set_value("path").run()
+    app.sidebar.text_input(key="weights_path").input(str(imagenet_checkpoint)).run()
+    assert not app.exception and not app.error
+    assert len(predictions(app)) == 5
+    assert app.sidebar.selectbox(key="kernel").disabled and app.sidebar.selectbox(key="ratio").disabled
+    assert any("not measured" in m.value for m in app.markdown)
+    before = predictions(app)
+    app.sidebar.selectbox(key="order").set_value("parallel").run()
+    assert any("Untrained combination" in w.value for w in app.sidebar.warning)
+    assert predictions(app) != before
+
+
+def test_imagenet_bad_file_and_offline_download(app, tmp_path, monkeypatch):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"garbage")
+    app.sidebar.radio(key="model").set_value("imagenet").run()
+    assert any("offline" in i.value for i in app.info)
+    app.sidebar.radio(key="weights_source").set_value("path").run()
+    app.sidebar.text_input(key="weights_path").input(str(bad)).run()
+    assert not app.exception and "cannot be used" in app.error[0].value
+    monkeypatch.setattr(cbam_viz.imagenet, "CBAM_RESNET50", cbam_viz.imagenet.CBAM_RESNET50.__class__(
+        "x", "http://127.0.0.1:9/w.pth.zip", "w.pth", "sha1:" + "0" * 40, "a server that is down"))
+    monkeypatch.setattr(cbam_viz.imagenet, "DEFAULT_CACHE", tmp_path / "cache")
+    app.sidebar.radio(key="weights_source").set_value("download").run()
+    app.sidebar.button(key="download").click().run()
+    assert not app.exception
+    assert any("may be offline" in e.value for e in app.sidebar.error)
+    app.sidebar.radio(key="model").set_value("cifar10").run()
+    assert not app.error and len(predictions(app)) == 3

@@ -1,0 +1,85 @@
+"""The app in a real browser: upload, change order and kernel, see predictions and overlay change.
+
+Needs Debian's chromium and Playwright for Python; skipped with the reason where they are missing,
+except when CBAM_VIZ_REQUIRE_BROWSER=1 (CI), where a missing browser fails the suite.
+Screenshots go to test-output/browser/.
+"""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .browser import ROOT, browser_missing, change_and_wait, launch, start_server, state, stop_server, wait_ready
+
+REASON = browser_missing()
+if REASON and os.environ.get("CBAM_VIZ_REQUIRE_BROWSER") == "1":
+    raise RuntimeError(f"browser tests are required here but cannot run: {REASON}")
+pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
+OUT = ROOT / "test-output" / "browser"
+
+
+@pytest.fixture
+def server(app_family):
+    proc, url, _ = start_server({"CBAM_VIZ_FAMILY": str(app_family)})
+    yield url
+    stop_server(proc)
+
+
+def test_upload_then_order_and_kernel_change_predictions_and_overlay(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    photo = tmp_path / "red.png"
+    pixels = np.zeros((48, 64, 3), np.uint8)
+    pixels[..., 0] = 220
+    pixels[10:30, 20:40] = (30, 30, 200)
+    Image.fromarray(pixels).save(photo)
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(server)
+        wait_ready(page)
+        first = state(page)
+        assert first["model"] == "channel-first-k7-r16" and "%" in first["predictions"]
+        page.screenshot(path=OUT / "1-first-screen.png", full_page=True)
+
+        page.get_by_text("Upload", exact=True).click()
+        page.locator('input[type="file"]').first.set_input_files(str(photo))
+        page.wait_for_function("(before) => (document.querySelector('[data-testid=\"stTable\"]') || {}).innerText"
+                               " !== before", arg=first["predictions"], timeout=60_000)
+        wait_ready(page)
+        uploaded = state(page)
+        assert uploaded["predictions"].split()[uploaded["predictions"].split().index("configuration") + 1] == "red"
+        page.screenshot(path=OUT / "2-uploaded.png", full_page=True)
+
+        ordered = change_and_wait(page, "Order", "spatial-first", "spatial-first-k7-r16", uploaded)
+        assert ordered["predictions"] != uploaded["predictions"] and ordered["overlay"] != uploaded["overlay"]
+        assert "pts" in ordered["predictions"]  # the change since the last configuration is shown
+        page.screenshot(path=OUT / "3-spatial-first.png", full_page=True)
+
+        kernel = change_and_wait(page, "Spatial kernel size k", "3", "spatial-first-k3-r16", ordered)
+        assert kernel["predictions"] != ordered["predictions"] and kernel["overlay"] != ordered["overlay"]
+        page.screenshot(path=OUT / "4-kernel-3.png", full_page=True)
+        browser.close()
+
+
+@pytest.mark.skipif(not (ROOT / "assets" / "cifar10" / "channel-first-k7-r16.json").exists(),
+                    reason="the built-in family is not trained yet")
+def test_readme_screenshot_of_the_built_in_family():
+    from playwright.sync_api import sync_playwright
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    proc, url, _ = start_server({"CBAM_VIZ_FAMILY": ""})
+    try:
+        with sync_playwright() as p:
+            browser = launch(p)
+            page = browser.new_page(viewport={"width": 1400, "height": 1500})
+            page.goto(url + "/?block=layer3.1&opacity=0.55")
+            wait_ready(page)
+            assert state(page)["model"] == "channel-first-k7-r16"
+            page.screenshot(path=OUT / "readme.png", full_page=False)
+            browser.close()
+    finally:
+        stop_server(proc)
