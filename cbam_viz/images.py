@@ -76,7 +76,7 @@ def load_image(data: bytes, limits: Limits = Limits()) -> Image.Image:
     if not data:
         raise ImageError("The file is empty (0 bytes).")
     if len(data) > limits.max_bytes:
-        raise ImageError(f"The file is {len(data) / 2**20:.1f} MB; the limit is {limits.max_bytes / 2**20:.0f} MB.")
+        raise ImageError(f"The file is {len(data) / 2**20:.2f} MB, over the {limits.max_bytes / 2**20:.0f} MB limit.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -86,6 +86,8 @@ def load_image(data: bytes, limits: Limits = Limits()) -> Image.Image:
             raise ImageError(f"This file is {_what_is_it(data)}. Upload a JPEG, PNG, WebP, BMP, GIF or TIFF image.") from None
         raise ImageError("The image declares more pixels than this app will decode (possible decompression bomb).") from None
     except (OSError, ValueError, SyntaxError) as e:
+        if "truncat" in str(e).lower():
+            raise ImageError("The file is truncated or corrupt: its header is incomplete.") from None
         raise ImageError(f"The image header is damaged and cannot be read ({e}).") from None
     if im.format not in FORMATS:
         raise ImageError(f"{im.format} images are not supported. Upload a JPEG, PNG, WebP, BMP, GIF or TIFF image.")

@@ -99,7 +99,7 @@ def test_zip_renamed_png_and_truncated_files():
 
 
 def test_limits():
-    with pytest.raises(ImageError, match="limit is 1 MB"):
+    with pytest.raises(ImageError, match="over the 1 MB limit"):
         load_image(b"\xff" * (2 * 2**20), Limits(max_bytes=2**20))
     with pytest.raises(ImageError, match=r"only 1 x 1 pixels"):
         load_image(encode(Image.new("RGB", (1, 1)), "PNG"))

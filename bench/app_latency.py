@@ -1,0 +1,80 @@
+"""App speed in a real browser (Debian's chromium via Playwright) on the built-in family.
+
+Prints: server start -> first complete page (predictions and every image loaded), and from a
+sidebar change to the updated predictions and overlay on screen, p50 and p95 over >= 20 changes
+that cycle through the trained orders (k=7, r=16) and kernels (channel-first, r=16).
+Goals: first page <= 5 s, p50 <= 0.5 s.
+
+    python bench/app_latency.py [--changes 24]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cbam_viz.registry import Family, VariantKey  # noqa: E402
+from tests.browser import change_and_wait, launch, start_server, state, stop_server, wait_ready  # noqa: E402
+
+
+def plan(family: Family) -> list[tuple[str, str, str]]:
+    """(control label, option, expected model name) cycling through trained configurations."""
+    steps = []
+    for order in ("spatial-first", "parallel", "channel-first"):
+        key = VariantKey("both", order, 7, 16)
+        if key in family.cards:
+            steps.append(("Order", order, family.cards[key]["name"]))
+    for k in (3, 7):
+        key = VariantKey("both", "channel-first", k, 16)
+        if key in family.cards:
+            steps.append(("Spatial kernel size k", str(k), family.cards[key]["name"]))
+    if len(steps) < 2:
+        raise SystemExit("the family needs at least two trained orders or kernels to measure switching")
+    return steps
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--changes", type=int, default=24)
+    args = p.parse_args()
+    steps = plan(Family())
+    from playwright.sync_api import sync_playwright
+
+    t0 = time.perf_counter()
+    proc, url, healthy = start_server({"CBAM_VIZ_FAMILY": ""})
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            page = browser.new_page(viewport={"width": 1400, "height": 1500})
+            page.goto(url)
+            wait_ready(page)
+            first = time.perf_counter() - t0
+            current = state(page)
+            times = []
+            # the page starts channel-first k7 r16: begin with a step that changes something
+            for label, option, model in itertools.cycle(steps):
+                if len(times) == args.changes:
+                    break
+                if model == current["model"]:
+                    continue
+                t = time.perf_counter()
+                current = change_and_wait(page, label, option, model, current)
+                times.append(time.perf_counter() - t)
+            browser.close()
+    finally:
+        stop_server(proc)
+    times.sort()
+    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+    print(f"server healthy after {healthy:.2f} s; first complete page {first:.2f} s after start")
+    print(f"control change -> updated predictions and overlay: {len(times)} changes, "
+          f"p50 {statistics.median(times):.3f} s, p95 {p95:.3f} s (first visit of each variant included)")
+
+
+if __name__ == "__main__":
+    main()
