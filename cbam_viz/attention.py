@@ -23,6 +23,7 @@ from typing import Literal
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 Order = Literal["channel-first", "spatial-first", "parallel"]
 Attention = Literal["both", "channel", "spatial", "none"]
@@ -86,6 +87,22 @@ class CBAMConfig:
         return self.attention in ("both", "spatial")
 
 
+class PointwiseConv(nn.Conv2d):
+    """A 1x1 convolution (the tutorials' MLP layer) that runs as a matrix product on 1x1 inputs.
+
+    Same parameters and results as ``nn.Conv2d(cin, cout, 1)``; on the pooled (N, C, 1, 1)
+    descriptors ``F.linear`` is several times faster on CPU than a oneDNN convolution call.
+    """
+
+    def __init__(self, cin: int, cout: int, bias: bool) -> None:
+        super().__init__(cin, cout, 1, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-2:] != (1, 1):
+            return super().forward(x)
+        return F.linear(x.flatten(1), self.weight.flatten(1), self.bias)[:, :, None, None]
+
+
 class ChannelAttention(nn.Module):
     """Mc(F) = sigmoid(MLP(AvgPool(F)) + MLP(MaxPool(F))), one weight per channel: (B, C, 1, 1)."""
 
@@ -103,16 +120,16 @@ class ChannelAttention(nn.Module):
             fc1 = nn.Linear(channels, hidden, bias=spec.mlp_bias)
             fc2 = nn.Linear(hidden, channels, bias=spec.mlp_bias)
         else:
-            fc1 = nn.Conv2d(channels, hidden, 1, bias=spec.mlp_bias)
-            fc2 = nn.Conv2d(hidden, channels, 1, bias=spec.mlp_bias)
+            fc1 = PointwiseConv(channels, hidden, bias=spec.mlp_bias)
+            fc2 = PointwiseConv(hidden, channels, bias=spec.mlp_bias)
         self.avg_pool = nn.AdaptiveAvgPool2d(1)
-        self.max_pool = nn.AdaptiveMaxPool2d(1)
         self.mlp = nn.Sequential(fc1, nn.ReLU(inplace=True), fc2)
 
     def forward(self, x: Tensor) -> Tensor:
         b, c = x.shape[:2]
         # Both descriptors go through the shared MLP as one batch of 2B rows.
-        pooled = torch.cat([self.avg_pool(x), self.max_pool(x)])
+        # amax rather than AdaptiveMaxPool2d, which also computes argmax indices (3x slower on CPU)
+        pooled = torch.cat([self.avg_pool(x), x.amax((2, 3), keepdim=True)])
         hidden = self.mlp(pooled.flatten(1) if self.linear else pooled)
         logits = hidden.view(2, b, c).sum(0)
         return torch.sigmoid(logits).view(b, c, 1, 1)
@@ -134,26 +151,41 @@ class SpatialAttention(nn.Module):
         return torch.sigmoid(self.bn(self.conv(pooled)))
 
 
-class CBAM(nn.Module):
-    """Refines features with channel and/or spatial attention in the configured order."""
+def _apply(x: Tensor, weights: Tensor, inplace: bool) -> Tensor:
+    """``x * weights``, in place when allowed and no backward pass will need ``x``."""
+    if inplace and not (torch.is_grad_enabled() and (x.requires_grad or weights.requires_grad)):
+        return x.mul_(weights)
+    return x * weights
 
-    def __init__(self, channels: int, config: CBAMConfig = CBAMConfig()) -> None:
+
+class CBAM(nn.Module):
+    """Refines features with channel and/or spatial attention in the configured order.
+
+    With ``inplace=True`` (how the residual blocks use it) inference overwrites the input with the
+    refined features instead of allocating new ones, like ``nn.ReLU(inplace=True)``; training and
+    any pass that needs gradients always work out of place.
+    """
+
+    def __init__(self, channels: int, config: CBAMConfig = CBAMConfig(), inplace: bool = False) -> None:
         super().__init__()
         if config.attention == "none":
             raise ValueError("CBAM with attention='none' has no gate; build the block without CBAM")
         self.order = config.order
+        self.inplace = inplace
         self.channel = ChannelAttention(channels, config.reduction, config.layout) if config.uses_channel else None
         self.spatial = SpatialAttention(config.kernel_size, config.layout) if config.uses_spatial else None
 
     def forward(self, x: Tensor) -> Tensor:
+        inplace = self.inplace
         if self.spatial is None:
-            return x * self.channel(x)
+            return _apply(x, self.channel(x), inplace)
         if self.channel is None:
-            return x * self.spatial(x)
+            return _apply(x, self.spatial(x), inplace)
         if self.order == "channel-first":
-            x = x * self.channel(x)
-            return x * self.spatial(x)
+            x = _apply(x, self.channel(x), inplace)
+            return _apply(x, self.spatial(x), inplace)
         if self.order == "spatial-first":
-            x = x * self.spatial(x)
-            return x * self.channel(x)
-        return x * (self.channel(x) * self.spatial(x))
+            x = _apply(x, self.spatial(x), inplace)
+            return _apply(x, self.channel(x), inplace)
+        channel, spatial = self.channel(x), self.spatial(x)  # both from the same input
+        return _apply(_apply(x, channel, inplace), spatial, inplace)

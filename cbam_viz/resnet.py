@@ -34,7 +34,7 @@ def _shortcut(cin: int, cout: int, stride: int) -> nn.Module | None:
 
 
 def _cbam(channels: int, config: CBAMConfig | None) -> CBAM | None:
-    return None if config is None or config.attention == "none" else CBAM(channels, config)
+    return None if config is None or config.attention == "none" else CBAM(channels, config, inplace=True)
 
 
 class BasicBlock(nn.Module):
@@ -58,8 +58,8 @@ class BasicBlock(nn.Module):
         out = self.bn2(self.conv2(out))
         if self.cbam is not None:
             out = self.cbam(out)
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + shortcut)
+        out += x if self.downsample is None else self.downsample(x)
+        return self.relu(out)
 
 
 class Bottleneck(nn.Module):
@@ -86,8 +86,8 @@ class Bottleneck(nn.Module):
         out = self.bn3(self.conv3(out))
         if self.cbam is not None:
             out = self.cbam(out)
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + shortcut)
+        out += x if self.downsample is None else self.downsample(x)
+        return self.relu(out)
 
 
 class CBAMResNet(nn.Module):

@@ -1,0 +1,124 @@
+"""Speed against the peers, measured in one run (eval, batch 1, 224 px, 2 threads, paired and interleaved).
+
+1. our CBAM-ResNet-50 forward vs torchvision's bare ResNet-50 (goal <= 1.10x);
+2. ours vs timm's CBAM ResNet-50 carrying identical weights (goal <= 1.0x);
+3. capturing every block's attention: our AttentionRecorder vs timm.utils.AttentionExtract on the
+   timm model, both hooking the gates (goal <= 1.0x);
+4. upload -> full first view (decode, predictions, block view, grid) for the built-in model and for
+   the ResNet-50 at 224 px.
+
+    python bench/peers.py [--pairs 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import time
+
+import numpy as np
+import timm
+import torch
+from PIL import Image
+from timm.utils import AttentionExtract
+from torchvision.models import resnet50
+
+from cbam_viz import AttentionRecorder, render
+from cbam_viz.analysis import analyse
+from cbam_viz.checkpoints import load_state, to_native
+from cbam_viz.images import load_image
+from cbam_viz.imagenet import IMAGENET_PREPROCESSING, imagenet_classes
+from cbam_viz.registry import Family
+from cbam_viz.resnet import cbam_resnet50
+from cbam_viz.attention import CBAMConfig
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def paired(a, b, pairs: int) -> tuple[float, float, float]:
+    """Median seconds of a and b, and the median of per-pair ratios b/a; order alternates each pair."""
+    for _ in range(3):
+        a(), b()
+    ta, tb, ratios = [], [], []
+    for i in range(pairs):
+        if i % 2:
+            y, x = timed(b), timed(a)
+        else:
+            x, y = timed(a), timed(b)
+        ta.append(x)
+        tb.append(y)
+        ratios.append(y / x)
+    return statistics.median(ta), statistics.median(tb), statistics.median(ratios)
+
+
+def first_view(model, card, image_bytes: bytes) -> None:
+    """What the app computes for a new upload: decode, analyse, block view and grid."""
+    result = analyse(model, load_image(image_bytes), card)
+    block = result.blocks[-1]
+    render.overlay(result.view, block.spatial_map)
+    render.colorbar("jet", *render.value_range(block.spatial_map, "relative"))
+    render.channel_chart(render.channel_frame(block.channel_weights), block.name).to_dict()
+    render.png_bytes(render.grid(result))
+    render.distribution_chart(result).to_dict()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--pairs", type=int, default=30)
+    args = p.parse_args()
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 224, 224)
+    bare = resnet50().eval()
+    theirs = timm.create_model("resnet50", pretrained=False, block_args=dict(attn_layer="cbam")).eval()
+    ours = cbam_resnet50(CBAMConfig(layout="timm")).eval()
+    load_state(ours, to_native(theirs.state_dict(), "timm"))
+    gates = [n for n, m in theirs.named_modules() if n.endswith((".se.channel.gate", ".se.spatial.gate"))]
+    extract = AttentionExtract(theirs, names=gates, method="hook")
+
+    def ours_captured():
+        with AttentionRecorder(ours) as rec:
+            ours(x)
+        assert len(rec.records) == 16
+
+    def theirs_captured():
+        assert len(extract(x)) == 32
+
+    print(f"torch {torch.__version__}, timm {timm.__version__}, 2 threads, batch 1, 224 px, eval, no_grad, "
+          f"{args.pairs} pairs")
+    print(f"{'comparison':<58}{'A ms':>8}{'B ms':>8}{'B/A':>7}")
+    with torch.no_grad():
+        with torch.no_grad():
+            assert torch.allclose(ours(x), theirs(x), atol=1e-4)
+        rows = [
+            ("A torchvision ResNet-50 (no attention), B our CBAM-ResNet-50", lambda: bare(x), lambda: ours(x)),
+            ("A timm CBAM ResNet-50, B ours (identical weights)", lambda: theirs(x), lambda: ours(x)),
+            ("A timm AttentionExtract, B our AttentionRecorder", theirs_captured, ours_captured),
+        ]
+        for name, a, b in rows:
+            ta, tb, ratio = paired(a, b, args.pairs)
+            print(f"{name:<58}{ta * 1e3:>8.1f}{tb * 1e3:>8.1f}{ratio:>7.3f}")
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)).save(buf, "JPEG")
+    upload = buf.getvalue()
+    imagenet_card = {"classes": imagenet_classes(), "preprocessing": IMAGENET_PREPROCESSING}
+    family = Family()
+    targets = [("ResNet-50 CBAM, ImageNet, 224 px", ours, imagenet_card)]
+    if family.keys():
+        model, card = family.load_variant()
+        targets.insert(0, (f"built-in {card['name']}, 32 px", model, card))
+    print("\nupload -> full first view (decode, predictions, block view, grid), median of 10")
+    for name, model, card in targets:
+        first_view(model, card, upload)
+        times = [timed(lambda: first_view(model, card, upload)) for _ in range(10)]
+        print(f"  {name:<40}{statistics.median(times) * 1e3:>8.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
