@@ -18,8 +18,8 @@ from cbam_viz import render
 from cbam_viz.analysis import Analysis, analyse
 from cbam_viz.download import DownloadError, fetch, verify
 from cbam_viz.explain import CHANNEL_FORMULA, ORDER_FORMULAS, PLACEMENT, SPATIAL_FORMULA, reference_cbam512
-from cbam_viz.images import UPLOAD_TYPES, ImageError, Limits, load_image
 from cbam_viz.imagenet import CBAM_RESNET50, DEFAULT_CACHE, load_imagenet
+from cbam_viz.images import UPLOAD_TYPES, ImageError, Limits, load_image
 from cbam_viz.registry import Family, VariantNotFound, default_root, normalise_key
 from cbam_viz.weights import WeightsError
 

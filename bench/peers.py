@@ -26,12 +26,12 @@ from torchvision.models import resnet50
 
 from cbam_viz import AttentionRecorder, render
 from cbam_viz.analysis import analyse
+from cbam_viz.attention import CBAMConfig
 from cbam_viz.checkpoints import load_state, to_native
-from cbam_viz.images import load_image
 from cbam_viz.imagenet import IMAGENET_PREPROCESSING, imagenet_classes
+from cbam_viz.images import load_image
 from cbam_viz.registry import Family
 from cbam_viz.resnet import cbam_resnet50
-from cbam_viz.attention import CBAMConfig
 
 
 def timed(fn) -> float:

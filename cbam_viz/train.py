@@ -24,7 +24,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -33,7 +32,7 @@ from tqdm import tqdm
 from .attention import ATTENTIONS, ORDERS, CBAMConfig
 from .cards import architecture, machine, read_card, write_card
 from .complexity import count_complexity
-from .data import DEFAULT_CACHE, DatasetError, augment, channel_stats, load_split, to_tensor
+from .data import DEFAULT_CACHE, DatasetError, augment, channel_stats, load_split
 from .evaluate import evaluate_arrays
 from .resnet import DEPTHS, CBAMResNet
 from .weights import WeightsError, read_weights, save_weights, sha256_file
@@ -75,10 +74,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _trainable(name: str, backbone_mode: bool) -> bool:
-    if not backbone_mode:
-        return True
-    return ".cbam." in name or name.startswith("fc.") or ".bn" in name or name.startswith("bn1.") or ".downsample.1." in name
+def _finetuned(name: str) -> bool:
+    """Whether a fine-tune on a backbone trains (and stores) this tensor: attention, BatchNorm
+    (parameters and running statistics) or the classifier."""
+    return ".cbam." in name or name.startswith(("fc.", "bn1.")) or ".bn" in name or ".downsample.1." in name
 
 
 def _resize_mlp(dst1: torch.Tensor, dst2: torch.Tensor, src1: torch.Tensor, src2: torch.Tensor) -> str:
@@ -139,7 +138,6 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 def train(args: argparse.Namespace) -> dict:
     """Train, evaluate, write weights and card; return the card (empty when stopped early)."""
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     torch.manual_seed(args.seed)
     train_split = load_split(args.data, "train", args.image_size, args.cache_dir)
     test_split = load_split(args.data, "test", args.image_size, args.cache_dir)
@@ -158,7 +156,7 @@ def train(args: argparse.Namespace) -> dict:
             raise DatasetError(f"backbone was trained on classes {backbone_card['classes']}, this dataset has {classes}")
         init_notes = _init_from_backbone(model, read_weights(args.backbone))
         for name, p in model.named_parameters():
-            p.requires_grad_(_trainable(name, True))
+            p.requires_grad_(_finetuned(name))
     else:
         mean, std = channel_stats(train_split.images)
         init_notes = ["every parameter freshly initialised (Kaiming normal, zero-init of the last BN in each block)"]
@@ -253,8 +251,7 @@ def _finish(args, model, classes, mean, std, test_split, run, backbone_card, ini
     fp32 = evaluate_arrays(model, test_split.images, test_split.labels, mean, std)
     state = model.state_dict()
     if backbone_card is not None:
-        trained = {n for n, p in model.named_parameters() if p.requires_grad}
-        state = {k: v for k, v in state.items() if k in trained or ".bn" in k or k.startswith("bn1.") or ".downsample.1." in k}
+        state = {k: v for k, v in state.items() if _finetuned(k)}
     args.out.mkdir(parents=True, exist_ok=True)
     weights_path = args.out / f"{args.name}.safetensors"
     digest = save_weights(weights_path, state, half=not args.fp32)

@@ -1,8 +1,8 @@
 """A cached model shared by many sessions: concurrent analyses stay isolated and never change it."""
 
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch

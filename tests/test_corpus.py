@@ -4,7 +4,6 @@ the app, never a traceback; the next normal upload always works. Prints a file -
 import re
 
 import numpy as np
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from cbam_viz.images import ImageError, load_image
