@@ -200,17 +200,16 @@ elif source == "camera":
     shot = st.camera_input("Take a picture")
     if shot is not None:
         image_bytes, image_label = shot.getvalue(), "camera"
+result = None
 if image_bytes is not None:
     try:
-        load_image(image_bytes, LIMITS)
+        result = analysed(model_id, image_bytes, model, card, lock)
     except ImageError as e:
         st.error(f"{image_label}: {e} Showing the gallery image instead.")
-        image_bytes = None
-if image_bytes is None:
+if result is None:
     st.selectbox("Gallery image", samples, key="sample", help="sources and licences: assets/samples/SOURCES.md")
     image_bytes, image_label = (SAMPLES / f"{st.session_state.sample}.jpg").read_bytes(), st.session_state.sample
-
-result = analysed(model_id, image_bytes, model, card, lock)
+    result = analysed(model_id, image_bytes, model, card, lock)
 
 # ---------------------------------------------------------------- predictions and the model card
 left, right = st.columns([3, 2])

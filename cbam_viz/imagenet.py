@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from torchvision.models import ResNet50_Weights
-
 from .cards import architecture
 from .checkpoints import load_checkpoint
 from .complexity import count_complexity
@@ -34,6 +32,8 @@ IMAGENET_PREPROCESSING = {"input_size": 224, "resize_size": 256, "mean": [0.485,
 
 def imagenet_classes() -> list[str]:
     """The 1,000 ImageNet class names, from torchvision (no download)."""
+    from torchvision.models import ResNet50_Weights  # imported here: torchvision is slow to import
+
     return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
 
 
