@@ -79,7 +79,8 @@ def table(out: Path) -> str:
         "| variant | trained | test top-1 % | worst class % | params | attention params | MFLOPs | train min |\n"
         "|---|---|---|---|---|---|---|---|"
     )
-    return f"{head}\n" + "\n".join(rows) + f"\n\n{len(cards)} variants, {total:.2f} h of training and evaluation in all.\n"
+    count = f"{len(cards)} variant{'s' if len(cards) != 1 else ''}"
+    return f"{head}\n" + "\n".join(rows) + f"\n\n{count}, {total:.2f} h of training and evaluation in all.\n"
 
 
 def update_readme(readme: Path, text: str) -> None:
