@@ -53,18 +53,15 @@ class AttentionRecorder:
         self.model = model
         self.records: list[AttentionRecord] = []
         self._handles: list[RemovableHandle] = []
-        self._pending: dict[int, AttentionRecord] = {}
+        self._pending: dict[str, AttentionRecord] = {}
 
     def __enter__(self) -> "AttentionRecorder":
-        blocks = cbam_blocks(self.model)
         try:
-            for name, cbam in blocks:
-                self._handles.append(cbam.register_forward_pre_hook(self._open(name)))
-                if cbam.channel is not None:
-                    self._handles.append(cbam.channel.register_forward_hook(self._store(id(cbam), "channel_weights")))
-                if cbam.spatial is not None:
-                    self._handles.append(cbam.spatial.register_forward_hook(self._store(id(cbam), "spatial_map")))
-                self._handles.append(cbam.register_forward_hook(self._close(id(cbam))))
+            for name, cbam in cbam_blocks(self.model):
+                pairs = ((cbam.channel, "channel_weights"), (cbam.spatial, "spatial_map"))
+                gates = [(gate, field) for gate, field in pairs if gate is not None]
+                for gate, field in gates:
+                    self._handles.append(gate.register_forward_hook(self._store(name, field, len(gates))))
         except BaseException:
             self.remove()
             raise
@@ -84,25 +81,19 @@ class AttentionRecorder:
         """Forget the records collected so far."""
         self.records.clear()
 
-    def _open(self, name: str):
+    def _store(self, name: str, field: str, gates: int):
+        """A hook on one gate of block ``name``; the block's record is complete once all its gates ran."""
         stage = name.split(".", 1)[0]
 
-        def hook(module: CBAM, inputs: tuple[Tensor, ...]) -> None:
-            c, h, w = inputs[0].shape[1:]
-            self._pending[id(module)] = AttentionRecord(name, stage, None, None, (int(c), int(h), int(w)))
-
-        return hook
-
-    def _store(self, key: int, field: str):
         def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+            record = self._pending.get(name)
+            if record is None:
+                c, h, w = inputs[0].shape[1:]
+                record = self._pending[name] = AttentionRecord(name, stage, None, None, (int(c), int(h), int(w)))
             value = output.detach()
-            setattr(self._pending[key], field, value.flatten(1) if field == "channel_weights" else value)
-
-        return hook
-
-    def _close(self, key: int):
-        def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
-            self.records.append(self._pending.pop(key))
+            setattr(record, field, value.flatten(1) if field == "channel_weights" else value)
+            if (record.channel_weights is not None) + (record.spatial_map is not None) == gates:
+                self.records.append(self._pending.pop(name))
 
         return hook
 
