@@ -4,7 +4,7 @@ Runs the real app script headless (Streamlit's AppTest, in this process, as the 
 it), cycling through every trained configuration of the family and several uploaded images, and
 prints the process RSS after a warm-up of 50 analyses and after 500. Goal: growth < 5%.
 
-    python bench/memory.py [--analyses 500] [--family assets/cifar10]
+    python bench/memory.py [--analyses 500] [--family assets/family]
 """
 
 from __future__ import annotations

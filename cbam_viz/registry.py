@@ -1,6 +1,6 @@
 """The built-in family of trained models: find, verify and load the variant for a configuration.
 
-    family = Family()                       # assets/cifar10 by default
+    family = Family()                       # assets/family by default
     model, card = family.load_variant(order="spatial-first", kernel_size=3, reduction=8)
 
 Each variant is a model card (``<name>.json``) and a safetensors file. Variants trained on top of
@@ -21,7 +21,7 @@ from .checkpoints import load_state
 from .resnet import CBAMResNet
 from .weights import WeightsError, read_weights, sha256_file
 
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "assets" / "cifar10"
+DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "assets" / "family"
 
 
 def default_root() -> Path:

@@ -10,7 +10,7 @@ Two modes:
 
 Example (the canonical CIFAR-10 model)::
 
-    python -m cbam_viz.train --data ~/.cache/cbam-viz/cifar10 --out assets/cifar10 \\
+    python -m cbam_viz.train --data ~/.cache/cbam-viz/cifar10 --out assets/family \\
         --name channel-first-k7-r16 --epochs 14 --compile
 
 Every epoch ends with a checkpoint; ``--resume`` continues from it after an interruption.

@@ -65,7 +65,7 @@ def test_upload_then_order_and_kernel_change_predictions_and_overlay(server, tmp
         browser.close()
 
 
-@pytest.mark.skipif(not (ROOT / "assets" / "cifar10" / "channel-first-k7-r16.json").exists(),
+@pytest.mark.skipif(not (ROOT / "assets" / "family" / "channel-first-k7-r16.json").exists(),
                     reason="the built-in family is not trained yet")
 def test_readme_screenshot_of_the_built_in_family():
     from playwright.sync_api import sync_playwright
