@@ -25,13 +25,22 @@ CANONICAL = "channel-first-k7-r16"
 ORDERS = ("channel-first", "spatial-first", "parallel")
 KERNELS = (3, 7)
 REDUCTIONS = (8, 16, 32)
-END_TO_END = ["--epochs", "15", "--low-res-epochs", "8", "--compile"]
+END_TO_END = ["--epochs", "15"]
+WHY = (
+    "ResNet-18 layout (two basic blocks per stage, the smallest CBAM-ResNet of the paper) at half width, "
+    "so that 15 end-to-end epochs of the canonical model and of the plain baseline plus every attention "
+    "fine-tune fit the family's 4-hour budget on 2 CPU cores (see complexity and training.history); "
+    "CIFAR stem (3x3 convolution, no max-pool) so the first stage keeps the full 32x32 grid and the "
+    "spatial maps stay legible; full 32 px from the first epoch (an earlier run that spent its first epochs "
+    "at 24 px ended lower)."
+)
 FINETUNE = ["--epochs", "1", "--steps-per-epoch", "100", "--lr", "0.05"]
 
 
 def plan() -> list[tuple[str, list[str]]]:
     """(name, training arguments) for every variant, in training order (the canonical model first)."""
-    canonical = (CANONICAL, ["--order", "channel-first", "--kernel-size", "7", "--reduction", "16", *END_TO_END])
+    canonical = (CANONICAL, ["--order", "channel-first", "--kernel-size", "7", "--reduction", "16", *END_TO_END,
+                             "--why", WHY])
     backbone = ["--backbone", "{out}/" + CANONICAL + ".safetensors", *FINETUNE]
     variants = [
         (f"{o}-k{k}-r{r}", ["--order", o, "--kernel-size", str(k), "--reduction", str(r), *backbone])
@@ -39,7 +48,7 @@ def plan() -> list[tuple[str, list[str]]]:
     ]
     variants += [(f"channel-only-r{r}", ["--attention", "channel", "--reduction", str(r), *backbone]) for r in REDUCTIONS]
     variants += [(f"spatial-only-k{k}", ["--attention", "spatial", "--kernel-size", str(k), *backbone]) for k in KERNELS]
-    plain = ("plain", ["--attention", "none", *END_TO_END])
+    plain = ("plain", ["--attention", "none", *END_TO_END, "--why", "the canonical model's network and recipe without attention"])
     return [canonical, *variants, plain]
 
 

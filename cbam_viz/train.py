@@ -68,6 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="continue from the last epoch's checkpoint")
     p.add_argument("--stop-after-epoch", type=int, help="exit after this epoch's checkpoint (resume later)")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
+    p.add_argument("--why", help="why this depth, width and recipe were chosen (stored in the card)")
     args = p.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1:
         p.error("--epochs and --batch-size must be >= 1")
@@ -240,7 +241,7 @@ def train(args: argparse.Namespace) -> dict:
 
 
 def _run_config(args: argparse.Namespace) -> dict:
-    skip = {"argv", "resume", "stop_after_epoch", "checkpoint_dir", "cache_dir", "compile", "dataset_archive"}
+    skip = {"argv", "resume", "stop_after_epoch", "checkpoint_dir", "cache_dir", "compile", "dataset_archive", "why"}
     return {k: str(v) for k, v in sorted(vars(args).items()) if k not in skip}
 
 
@@ -279,6 +280,7 @@ def _finish(args, model, classes, mean, std, test_split, run, backbone_card, ini
             "test_images": shipped["images"],
         },
         "complexity": complexity,
+        "design": args.why,
         "weights": {"file": weights_path.name, "sha256": digest, "dtype": "float32" if args.fp32 else "float16"},
         "backbone": None
         if backbone_card is None
