@@ -163,3 +163,46 @@ def test_bad_files(tmp_path):
         read_weights(truncated)
     with pytest.raises(WeightsError, match="unrecognised"):
         detect_format({"encoder.weight": torch.zeros(1)})
+
+
+def test_oversized_weights_are_refused_before_reading(tmp_path, monkeypatch):
+    path = tmp_path / "big.pth"
+    torch.save({"w": torch.zeros(300_000)}, path)
+    with pytest.raises(WeightsError, match=r"big.pth is 1.1 MiB, over the 1.0 MiB limit"):
+        read_weights(path, max_bytes=2**20)
+    import cbam_viz.weights
+    monkeypatch.setattr(cbam_viz.weights, "MAX_WEIGHTS_BYTES", 2**20)
+    with pytest.raises(WeightsError, match="over the 1.0 MiB limit"):
+        read_weights(path)
+
+
+def test_wrong_architecture_and_wrong_format_messages(tmp_path):
+    from cbam_viz.checkpoints import load_checkpoint
+    not_a_resnet = tmp_path / "mlp.pth"
+    torch.save({"encoder.weight": torch.zeros(4, 4), "decoder.weight": torch.zeros(4, 4)}, not_a_resnet)
+    with pytest.raises(WeightsError, match="unrecognised"):
+        load_checkpoint(not_a_resnet)
+    image = tmp_path / "photo.pth"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    with pytest.raises(WeightsError, match="photo.pth is not a PyTorch checkpoint .* it is a PNG image"):
+        load_checkpoint(image)
+    as_list = tmp_path / "list.pth"
+    torch.save([torch.zeros(1)], as_list)
+    with pytest.raises(WeightsError, match="holds a list, not a dict of weights"):
+        load_checkpoint(as_list)
+
+
+def test_upload_store_is_content_addressed_and_bounded(tmp_path):
+    from cbam_viz.uploads import UploadStore
+    store = UploadStore(tmp_path / "up", max_files=2, max_bytes=250)
+    a = store.put(b"a" * 100, ".pth")
+    assert store.put(b"a" * 100, ".pth") == a and a.read_bytes() == b"a" * 100  # same content, same file
+    assert a.stat().st_mode & 0o777 and (tmp_path / "up").stat().st_mode & 0o077 == 0  # private folder
+    b = store.put(b"b" * 100, ".safetensors")
+    c = store.put(b"c" * 100, ".pth")  # a third file: the least recently used (a) goes
+    assert not a.exists() and b.exists() and c.exists()
+    d = store.put(b"d" * 200, ".pth")  # 200 + 100 > 250 bytes: only the newest fits
+    assert [p.name for p in store.files()] == [d.name]
+    with pytest.raises(WeightsError, match="not a weights file type"):
+        store.put(b"x", ".exe")
+    assert not list((tmp_path / "up").glob("*.part"))

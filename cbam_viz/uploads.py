@@ -1,0 +1,61 @@
+"""Uploaded checkpoints on disk, bounded: content-addressed files in one private folder, oldest evicted.
+
+The checkpoint readers take a path, so an uploaded file has to be written somewhere. Each upload
+is stored once under the sha256 of its bytes (two users who upload the same file share it, and
+nobody can reach a file without having its exact content); the folder never holds more than
+``max_files`` files or ``max_bytes`` bytes: the least recently used are deleted first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from .weights import MAX_WEIGHTS_BYTES, WeightsError, human_bytes
+
+DEFAULT_UPLOADS = Path(tempfile.gettempdir()) / "cbam-viz-uploads"
+
+
+class UploadStore:
+    """A folder of uploaded weights files with a cap on their number and total size."""
+
+    def __init__(self, root: str | os.PathLike = DEFAULT_UPLOADS, max_files: int = 4,
+                 max_bytes: int = 2 * MAX_WEIGHTS_BYTES) -> None:
+        self.root, self.max_files, self.max_bytes = Path(root), max_files, max_bytes
+
+    def files(self) -> list[Path]:
+        """The stored files, most recently used first."""
+        if not self.root.is_dir():
+            return []
+        found = [p for p in self.root.iterdir() if p.is_file() and not p.name.endswith(".part")]
+        return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+    def put(self, data: bytes, suffix: str) -> Path:
+        """Store ``data`` (refused over :data:`MAX_WEIGHTS_BYTES`) and return its path; evict the oldest."""
+        if len(data) > MAX_WEIGHTS_BYTES:
+            raise WeightsError(f"the upload is {human_bytes(len(data))}, over the "
+                               f"{human_bytes(MAX_WEIGHTS_BYTES)} limit for weights files")
+        if suffix not in (".pth", ".pt", ".tar", ".safetensors"):
+            raise WeightsError(f"{suffix!r} is not a weights file type (.pth, .pt, .tar, .safetensors)")
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self.root / f"{hashlib.sha256(data).hexdigest()}{suffix}"
+        if path.exists():
+            path.touch()  # recently used again
+        else:
+            fd, part = tempfile.mkstemp(dir=self.root, suffix=".part")  # unique per writer thread
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(part, path)
+        self._evict(keep=path)
+        return path
+
+    def _evict(self, keep: Path) -> None:
+        total = 0
+        for i, p in enumerate(self.files()):
+            size = p.stat().st_size
+            if p != keep and (i >= self.max_files or total + size > self.max_bytes):
+                p.unlink(missing_ok=True)
+            else:
+                total += size
