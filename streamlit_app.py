@@ -6,8 +6,6 @@ computed in ``cbam_viz`` or read from a model card.
 
 from __future__ import annotations
 
-import hashlib
-import tempfile
 import threading
 from pathlib import Path
 
@@ -21,7 +19,8 @@ from cbam_viz.explain import CHANNEL_FORMULA, ORDER_FORMULAS, PLACEMENT, SPATIAL
 from cbam_viz.imagenet import CBAM_RESNET50, DEFAULT_CACHE, load_imagenet
 from cbam_viz.images import UPLOAD_TYPES, ImageError, Limits, load_image
 from cbam_viz.registry import Family, VariantNotFound, default_root, normalise_key
-from cbam_viz.weights import WeightsError
+from cbam_viz.uploads import UploadStore
+from cbam_viz.weights import MAX_WEIGHTS_BYTES, WeightsError
 
 SAMPLES = Path(__file__).resolve().parent / "assets" / "samples"
 ORDERS = ["channel-first", "spatial-first", "parallel"]
@@ -57,25 +56,24 @@ def analysed(model_id: str, image_bytes: bytes, _model, _card, _lock) -> Analysi
     return analyse(_model, load_image(image_bytes, LIMITS), _card, lock=_lock)
 
 
+@st.cache_resource
+def uploads() -> UploadStore:
+    return UploadStore()
+
+
 @st.cache_data(max_entries=1)
 def reference() -> dict:
     return reference_cbam512()
 
 
-# ---------------------------------------------------------------- state from the URL
-def init(key: str, default, allowed=None, cast=str):
-    """Session default from the query string, falling back to ``default`` when absent or invalid."""
-    if key in st.session_state:
-        return
-    value = default
-    if key in st.query_params:
-        try:
-            value = cast(st.query_params[key])
-        except ValueError:
-            value = default
-        if allowed is not None and value not in allowed:
-            value = default
-    st.session_state[key] = value
+# ---------------------------------------------------------------- the view a shared link starts from
+def from_url(key: str, default, allowed=None, cast=str):
+    """A control's starting value from the query string; ``default`` when absent or invalid."""
+    try:
+        value = cast(st.query_params[key]) if key in st.query_params else default
+    except ValueError:
+        return default
+    return value if allowed is None or value in allowed else default
 
 
 def as_bool(v: str) -> bool:
@@ -83,51 +81,59 @@ def as_bool(v: str) -> bool:
 
 
 samples = sorted(p.stem for p in SAMPLES.glob("*.jpg"))
-init("model", "cifar10", ["cifar10", "imagenet"])
-init("ca", True, cast=as_bool)
-init("sa", True, cast=as_bool)
-init("order", "channel-first", ORDERS)
-init("kernel", 7, KERNELS, int)
-init("ratio", 16, RATIOS, int)
-init("cmap", "jet", render.COLORMAPS)
-init("opacity", 0.5, cast=float)
-init("smooth", True, cast=as_bool)
-init("scale", "relative", ["relative", "absolute"])
-init("sort", False, cast=as_bool)
-init("topk", 10, cast=int)
-init("sample", "cat" if "cat" in samples else samples[0], samples)
-init("block", "")
-st.session_state.opacity = min(1.0, max(0.0, st.session_state.opacity))
-st.session_state.topk = min(64, max(1, st.session_state.topk))
+if "start" not in st.session_state:
+    # Read once per session and passed to the widgets as their defaults: the controls never depend on
+    # session-state writes reaching the browser, which a run interrupted by the next one can lose.
+    st.session_state.start = {
+        "model": from_url("model", "cifar10", ["cifar10", "imagenet"]),
+        "ca": from_url("ca", True, cast=as_bool), "sa": from_url("sa", True, cast=as_bool),
+        "order": from_url("order", "channel-first", ORDERS),
+        "kernel": from_url("kernel", 7, KERNELS, int), "ratio": from_url("ratio", 16, RATIOS, int),
+        "cmap": from_url("cmap", "jet", render.COLORMAPS),
+        "opacity": min(1.0, max(0.0, from_url("opacity", 0.5, cast=float))),
+        "smooth": from_url("smooth", True, cast=as_bool),
+        "scale": from_url("scale", "relative", ["relative", "absolute"]),
+        "sort": from_url("sort", False, cast=as_bool),
+        "topk": min(64, max(1, from_url("topk", 10, cast=int))),
+        "sample": from_url("sample", "cat" if "cat" in samples else samples[0], samples),
+        "block": from_url("block", ""),
+    }
+start = st.session_state.start
+
+
+def at(options: list, key: str) -> int:
+    """Index of the starting value of control ``key`` among its ``options``."""
+    return options.index(start[key])
+
 
 # ---------------------------------------------------------------- sidebar: model and configuration
 sb = st.sidebar
 sb.title("cbam-viz")
-sb.radio("Model", ["cifar10", "imagenet"], key="model",
+sb.radio("Model", ["cifar10", "imagenet"], index=at(["cifar10", "imagenet"], "model"), key="model",
          format_func={"cifar10": "Built-in CIFAR-10 family", "imagenet": "ImageNet CBAM-ResNet-50"}.get)
 builtin = st.session_state.model == "cifar10"
 sb.subheader("Attention")
 c1, c2 = sb.columns(2)
-c1.toggle("Channel", key="ca", disabled=not builtin)
-c2.toggle("Spatial", key="sa", disabled=not builtin)
+c1.toggle("Channel", start["ca"], key="ca", disabled=not builtin)
+c2.toggle("Spatial", start["sa"], key="sa", disabled=not builtin)
 both = (st.session_state.ca and st.session_state.sa) or not builtin
-sb.selectbox("Order", ORDERS, key="order", disabled=not both,
+sb.selectbox("Order", ORDERS, at(ORDERS, "order"), key="order", disabled=not both,
              help="channel-first is the paper's; parallel computes both gates from the same input")
-sb.selectbox("Spatial kernel size k", KERNELS, key="kernel", disabled=not builtin or not st.session_state.sa)
-sb.selectbox("Reduction ratio r", RATIOS, key="ratio", disabled=not builtin or not st.session_state.ca)
+sb.selectbox("Spatial kernel size k", KERNELS, at(KERNELS, "kernel"), key="kernel", disabled=not builtin or not st.session_state.sa)
+sb.selectbox("Reduction ratio r", RATIOS, at(RATIOS, "ratio"), key="ratio", disabled=not builtin or not st.session_state.ca)
 if not builtin:
     sb.caption("Kernel and ratio are fixed by the ImageNet weights (k=7, r=16): only one configuration was trained.")
     if st.session_state.order != "channel-first":
         sb.warning(f"Untrained combination: channel-first weights run {st.session_state.order}. A what-if, not a trained model.")
 
 sb.subheader("Display")
-sb.selectbox("Colormap", render.COLORMAPS, key="cmap")
-sb.slider("Overlay opacity", 0.0, 1.0, key="opacity", step=0.05)
-sb.radio("Upsampling", [True, False], key="smooth", horizontal=True, format_func=lambda s: "smooth" if s else "nearest")
-sb.radio("Colour scale", ["relative", "absolute"], key="scale", horizontal=True,
+sb.selectbox("Colormap", render.COLORMAPS, at(list(render.COLORMAPS), "cmap"), key="cmap")
+sb.slider("Overlay opacity", 0.0, 1.0, start["opacity"], key="opacity", step=0.05)
+sb.radio("Upsampling", [True, False], at([True, False], "smooth"), key="smooth", horizontal=True, format_func=lambda s: "smooth" if s else "nearest")
+sb.radio("Colour scale", ["relative", "absolute"], at(["relative", "absolute"], "scale"), key="scale", horizontal=True,
          help="relative: the map's own min..max; absolute: the sigmoid's full 0..1")
-sb.checkbox("Sort channels by weight", key="sort")
-sb.number_input("Highlight top-k channels", 1, 64, key="topk")
+sb.checkbox("Sort channels by weight", start["sort"], key="sort")
+sb.number_input("Highlight top-k channels", 1, 64, start["topk"], key="topk")
 show_raw = sb.checkbox("Show the raw map on its own")
 
 # ---------------------------------------------------------------- the model
@@ -169,13 +175,13 @@ else:
         if text:
             weights_path = Path(text).expanduser()
     else:
-        up = sb.file_uploader("Checkpoint", type=["pth", "pt", "tar", "safetensors"], key="weights_upload")
+        up = sb.file_uploader("Checkpoint", type=["pth", "pt", "tar", "safetensors"], key="weights_upload",
+                              max_upload_size=MAX_WEIGHTS_BYTES // 2**20)
         if up is not None:
-            data = up.getvalue()
-            suffix = ".safetensors" if up.name.endswith(".safetensors") else ".pth"
-            weights_path = Path(tempfile.gettempdir()) / f"cbam-viz-{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
-            if not weights_path.exists():
-                weights_path.write_bytes(data)
+            try:
+                weights_path = uploads().put(up.getvalue(), Path(up.name).suffix.lower())
+            except WeightsError as e:
+                sb.error(str(e))
     if weights_path is None:
         st.info("Choose ImageNet weights in the sidebar (this machine may be offline: the built-in CIFAR-10 family "
                 "works without a network).")
@@ -193,7 +199,8 @@ source = st.radio("Image", ["gallery", "upload", "camera"], horizontal=True, key
                   format_func={"gallery": "Gallery", "upload": "Upload", "camera": "Camera"}.get)
 image_bytes, image_label = None, None
 if source == "upload":
-    up = st.file_uploader("An image (JPEG, PNG, WebP, BMP, GIF, TIFF)", type=UPLOAD_TYPES, key="upload")
+    up = st.file_uploader("An image (JPEG, PNG, WebP, BMP, GIF, TIFF)", type=UPLOAD_TYPES, key="upload",
+                          max_upload_size=LIMITS.max_bytes // 2**20)
     if up is not None:
         image_bytes, image_label = up.getvalue(), up.name
 elif source == "camera":
@@ -207,7 +214,7 @@ if image_bytes is not None:
     except ImageError as e:
         st.error(f"{image_label}: {e} Showing the gallery image instead.")
 if result is None:
-    st.selectbox("Gallery image", samples, key="sample", help="sources and licences: assets/samples/SOURCES.md")
+    st.selectbox("Gallery image", samples, at(samples, "sample"), key="sample", help="sources and licences: assets/samples/SOURCES.md")
     image_bytes, image_label = (SAMPLES / f"{st.session_state.sample}.jpg").read_bytes(), st.session_state.sample
     result = analysed(model_id, image_bytes, model, card, lock)
 
@@ -248,8 +255,8 @@ if not result.blocks:
 # ---------------------------------------------------------------- one block
 st.subheader("One block")
 names = [b.name for b in result.blocks]
-if st.session_state.block not in names:
-    st.session_state.block = names[-1]
+if st.session_state.get("block") not in names:
+    st.session_state.block = start["block"] if start["block"] in names else names[-1]
 st.selectbox("CBAM block (grouped by stage)", names, key="block",
              format_func=lambda n: f"{n}  ·  stage {n[5]}, {result.block(n).feature_shape[0]} channels, "
                                    f"{result.block(n).feature_shape[1]}x{result.block(n).feature_shape[2]}")
@@ -336,5 +343,5 @@ st.query_params.from_dict({
     "order": st.session_state.order, "kernel": st.session_state.kernel, "ratio": st.session_state.ratio,
     "block": st.session_state.block, "cmap": st.session_state.cmap, "opacity": st.session_state.opacity,
     "smooth": int(st.session_state.smooth), "scale": st.session_state.scale, "sort": int(st.session_state.sort),
-    "topk": st.session_state.topk, "sample": st.session_state.sample,
+    "topk": st.session_state.topk, "sample": st.session_state.get("sample", start["sample"]),
 })

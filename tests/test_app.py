@@ -151,3 +151,27 @@ def test_imagenet_bad_file_and_offline_download(app, tmp_path, monkeypatch):
     assert any("may be offline" in e.value for e in app.sidebar.error)
     app.sidebar.radio(key="model").set_value("cifar10").run()
     assert not app.error and len(predictions(app)) == 3
+
+
+def test_imagenet_weights_from_strangers_get_clear_messages(app, app_family, tmp_path, monkeypatch):
+    """Truncated, wrong-format, wrong-architecture and oversized files: a message, never a traceback."""
+    import cbam_viz.weights
+
+    truncated = tmp_path / "cut.pth"
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:500])
+    image = tmp_path / "holiday.pth"
+    image.write_bytes(png("red"))
+    cifar = app_family / "channel-first-k7-r16.safetensors"  # a CIFAR-10 model: 3 classes, not 1000
+    cases = [(truncated, "not a readable PyTorch checkpoint"), (image, "it is a PNG image"),
+             (cifar, "3 classes; an ImageNet model has 1000")]
+    app.sidebar.radio(key="model").set_value("imagenet").run()
+    app.sidebar.radio(key="weights_source").set_value("path").run()
+    for path, message in cases:
+        app.sidebar.text_input(key="weights_path").input(str(path)).run()
+        assert not app.exception and message in app.error[0].value, (path.name, [e.value for e in app.error])
+    monkeypatch.setattr(cbam_viz.weights, "MAX_WEIGHTS_BYTES", 1024)
+    app.sidebar.text_input(key="weights_path").input(str(cifar)).run()
+    assert not app.exception and "over the 1.0 KiB limit for weights files" in app.error[0].value
+    app.sidebar.radio(key="model").set_value("cifar10").run()
+    assert not app.error and len(predictions(app)) == 3
