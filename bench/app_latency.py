@@ -5,7 +5,7 @@ sidebar change to the updated predictions and overlay on screen, p50 and p95 ove
 that cycle through the trained orders (k=7, r=16) and kernels (channel-first, r=16).
 Goals: first page <= 5 s, p50 <= 0.5 s.
 
-    python bench/app_latency.py [--changes 24]
+    python bench/app_latency.py [--changes 24] [--family assets/family]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cbam_viz.registry import Family, VariantKey  # noqa: E402
+from cbam_viz.registry import Family, VariantKey, default_root  # noqa: E402
 from tests.browser import change_and_wait, launch, start_server, state, stop_server, wait_ready  # noqa: E402
 
 
@@ -42,12 +42,13 @@ def plan(family: Family) -> list[tuple[str, str, str]]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--changes", type=int, default=24)
+    p.add_argument("--family", type=Path, default=default_root())
     args = p.parse_args()
-    steps = plan(Family())
+    steps = plan(Family(args.family))
     from playwright.sync_api import sync_playwright
 
     t0 = time.perf_counter()
-    proc, url, healthy = start_server({"CBAM_VIZ_FAMILY": ""})
+    proc, url, healthy = start_server({"CBAM_VIZ_FAMILY": str(args.family)})
     try:
         with sync_playwright() as pw:
             browser = launch(pw)

@@ -112,3 +112,147 @@ def change_and_wait(page, label: str, option: str, expected_model: str, before: 
         timeout=timeout_ms,
     )
     return state(page)
+
+
+# ---------------------------------------------------------------- many sessions at once (async Playwright)
+PREDICTIONS_JS = """() => {
+    const t = document.querySelector('[data-testid="stTable"]');
+    if (!t) return null;
+    return Array.from(t.querySelectorAll('tbody tr')).map(r => {
+        const cells = Array.from(r.querySelectorAll('th, td')).map(c => c.innerText.trim());
+        const i = cells.findIndex(c => /^[0-9.]+%$/.test(c));
+        return [cells[i - 1], cells[i]];
+    });
+}"""
+
+
+def expected_rows(top: list[tuple[str, float]]) -> list[list[str]]:
+    """The predictions table's (class, probability) cells as the app formats them."""
+    return [[c, f"{100 * p:.1f}%"] for c, p in top]
+
+
+async def wait_rows(page, expected: list[list[str]], timeout_s: float = 180.0) -> list[list[str]] | None:
+    """Poll the page until its predictions table shows ``expected``; None when it does, else what it showed last."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    rows = None
+    while loop.time() < deadline:
+        rows = await page.evaluate(PREDICTIONS_JS)
+        if rows == expected:
+            return None
+        await asyncio.sleep(0.05)
+    status = await page.evaluate("() => (document.querySelector('[data-testid=\"stStatusWidget\"]') || {}).innerText")
+    return {"rows": rows, "status widget": status}
+
+
+async def session(browser, url: str, image: Path, steps: list[tuple[str, str, list[list[str]]]],
+                  delay_s: float = 0.0, timeout_s: float = 300.0, shots: Path | None = None) -> dict:
+    """One user: open the app after ``delay_s``, upload ``image``, then make each (control label,
+    option, expected rows) change. The first step's label is ``"upload"``.
+
+    Returns per-step latencies (s) and any mismatch seen (with a screenshot in ``shots`` if given).
+    """
+    import asyncio
+    import time as _time
+
+    await asyncio.sleep(delay_s)
+    context = await browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.set_default_timeout(timeout_s * 1000)
+    page = await context.new_page()
+    out = {"image": image.name, "latencies": [], "errors": []}
+    try:
+        await page.goto(url)
+        await page.wait_for_selector("text=Top-5 predictions")
+        for label, option, expected in steps:
+            t = _time.perf_counter()
+            if label == "upload":
+                await page.get_by_text("Upload", exact=True).click()
+                await page.locator('input[type="file"]').first.set_input_files(str(image))
+            else:
+                await page.get_by_role("combobox", name=label, exact=True).click()
+                await page.get_by_role("option", name=option, exact=True).click()
+            seen = await wait_rows(page, expected, timeout_s)
+            if seen is not None:
+                out["errors"].append(f"{image.name} after {label}={option}: expected {expected}, page shows {seen}")
+                if shots is not None:
+                    await page.screenshot(path=str(shots / f"failed-{image.stem}.png"), full_page=True)
+                break
+            out["latencies"].append(_time.perf_counter() - t)
+    except Exception as e:  # a timeout or a page error is a failed session, reported with the others
+        out["errors"].append(f"{image.name}: {type(e).__name__}: {str(e).splitlines()[0]}")
+    finally:
+        await context.close()
+    return out
+
+
+async def many_sessions(url: str, plans: list[tuple[Path, list]], stagger_s: float = 0.25,
+                        timeout_s: float = 300.0, shots: Path | None = None) -> list[dict]:
+    """Run one :func:`session` per (image, steps) plan at the same time, in one chromium; user i
+    arrives ``i * stagger_s`` seconds after the first, as a class does."""
+    import asyncio
+
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            return await asyncio.gather(*(session(browser, url, image, steps, i * stagger_s, timeout_s, shots)
+                                          for i, (image, steps) in enumerate(plans)))
+        finally:
+            await browser.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values``, nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+ROUTES = (  # what each user does after the upload: (control label, option, configuration reached)
+    [("Order", "spatial-first", ("spatial-first", 7)), ("Spatial kernel size k", "3", ("spatial-first", 3))],
+    [("Spatial kernel size k", "3", ("channel-first", 3)), ("Order", "spatial-first", ("spatial-first", 3))],
+)
+
+
+def session_plans(family_root: Path, images: list[Path]) -> list[tuple[Path, list]]:
+    """For each image, the steps of one user and the rows a single session would show at each step.
+
+    The references come from the library on the same weights, one image at a time.
+    """
+    from cbam_viz.analysis import analyse
+    from cbam_viz.images import load_image
+    from cbam_viz.registry import Family
+
+    fam = Family(family_root)
+
+    def rows(image: Path, order: str, kernel: int) -> list[list[str]]:
+        model, card = fam.load_variant(order, kernel, 16)
+        return expected_rows(analyse(model, load_image(image.read_bytes()), card).top)
+
+    plans = []
+    for i, image in enumerate(images):
+        steps = [("upload", "", rows(image, "channel-first", 7))]
+        steps += [(label, option, rows(image, *config)) for label, option, config in ROUTES[i % len(ROUTES)]]
+        plans.append((image, steps))
+    return plans
+
+
+def distinct_images(folder: Path, n: int, size: int = 48, seed: int = 0) -> list[Path]:
+    """``n`` PNG photos of random colour mixes and shapes, written to ``folder``."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        pixels = rng.integers(0, 80, (size, size + 8, 3), dtype=np.uint8)
+        pixels += rng.integers(0, 170, 3, dtype=np.uint8)
+        y, x = rng.integers(0, size // 2, 2)
+        pixels[y : y + size // 2, x : x + size // 2] = rng.integers(0, 255, 3, dtype=np.uint8)
+        path = folder / f"user-{i:02d}.png"
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
