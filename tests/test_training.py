@@ -4,9 +4,10 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from cbam_viz import evaluate, family, train
-from cbam_viz.registry import Family, VariantNotFound
+from cbam_viz.registry import DEFAULT_ROOT, Family, VariantNotFound, key_of
 from cbam_viz.weights import sha256_file
 
 from .conftest import CLASSES, make_image_folder
@@ -156,3 +157,22 @@ def test_family_table_from_cards(tiny_family, tmp_path):
     readme.write_text("a\n<!-- family-table:begin -->\nold\n<!-- family-table:end -->\nb\n")
     family.update_readme(readme, text)
     assert "old" not in readme.read_text() and "`sf-k3-r8`" in readme.read_text()
+
+
+SHIPPED = sorted(DEFAULT_ROOT.glob("*.json"))
+
+
+def test_built_in_family_has_its_canonical_model():
+    assert (DEFAULT_ROOT / f"{family.CANONICAL}.json").is_file(), "the app's default model is not shipped"
+    assert {p.stem for p in SHIPPED} <= {name for name, _ in family.plan()}, "a shipped card is not in the plan"
+
+
+@pytest.mark.parametrize("card_path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_every_shipped_variant_loads_and_matches_its_card(card_path):
+    fam = Family(DEFAULT_ROOT)
+    card = json.loads(card_path.read_text())
+    assert sha256_file(DEFAULT_ROOT / card["weights"]["file"]) == card["weights"]["sha256"]
+    model, loaded = fam.load(key_of(card))
+    assert loaded["name"] == card["name"] and not model.training
+    size = card["preprocessing"]["input_size"]
+    assert model(torch.zeros(1, 3, size, size)).shape == (1, len(card["classes"]))
