@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .cards import read_card
 from .registry import DEFAULT_ROOT
+from .weights import sha256_file
 
 CANONICAL = "channel-first-k7-r16"
 ORDERS = ("channel-first", "spatial-first", "parallel")
@@ -52,12 +53,27 @@ def plan() -> list[tuple[str, list[str]]]:
     return [canonical, *variants, plain]
 
 
+def _finished(out: Path, name: str) -> bool:
+    """Whether ``name`` has a card, and (for a fine-tune) was trained on the backbone now shipped."""
+    path = out / f"{name}.json"
+    if not path.exists():
+        return False
+    backbone = read_card(path).get("backbone")
+    if backbone is None:
+        return True
+    current = out / backbone["file"]
+    if current.exists() and sha256_file(current) == backbone["sha256"]:
+        return True
+    print(f"{name}: stale (trained on another {backbone['name']}); retraining", flush=True)
+    return False
+
+
 def train_family(data: Path, out: Path, archive: Path | None, only: list[str] | None) -> int:
     """Train every variant that has no card yet; stop at the first failure."""
     for name, extra in plan():
         if only and name not in only:
             continue
-        if (out / f"{name}.json").exists():
+        if _finished(out, name):
             print(f"{name}: done (card exists)", flush=True)
             continue
         cmd = [sys.executable, "-m", "cbam_viz.train", "--data", str(data), "--out", str(out), "--name", name, "--resume",

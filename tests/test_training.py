@@ -176,3 +176,13 @@ def test_every_shipped_variant_loads_and_matches_its_card(card_path):
     assert loaded["name"] == card["name"] and not model.training
     size = card["preprocessing"]["input_size"]
     assert model(torch.zeros(1, 3, size, size)).shape == (1, len(card["classes"]))
+
+
+def test_family_retrains_variants_of_an_older_backbone(tiny_family, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_family, copy)
+    assert family._finished(copy, "canonical") and family._finished(copy, "sf-k3-r8")
+    with open(copy / "canonical.safetensors", "ab") as f:  # the backbone was retrained since
+        f.write(b"\0")
+    assert family._finished(copy, "canonical") and not family._finished(copy, "sf-k3-r8")
+    assert not family._finished(copy, "never-trained")
