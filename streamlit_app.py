@@ -25,6 +25,7 @@ from cbam_viz.weights import MAX_WEIGHTS_BYTES, WeightsError
 SAMPLES = Path(__file__).resolve().parent / "assets" / "samples"
 ORDERS = ["channel-first", "spatial-first", "parallel"]
 KERNELS, RATIOS = [3, 7], [8, 16, 32]
+MODELS, SCALES = ["cifar10", "imagenet"], ["relative", "absolute"]
 LIMITS = Limits()
 
 st.set_page_config(page_title="cbam-viz", page_icon="🔎", layout="wide")
@@ -85,14 +86,14 @@ if "start" not in st.session_state:
     # Read once per session and passed to the widgets as their defaults: the controls never depend on
     # session-state writes reaching the browser, which a run interrupted by the next one can lose.
     st.session_state.start = {
-        "model": from_url("model", "cifar10", ["cifar10", "imagenet"]),
+        "model": from_url("model", "cifar10", MODELS),
         "ca": from_url("ca", True, cast=as_bool), "sa": from_url("sa", True, cast=as_bool),
         "order": from_url("order", "channel-first", ORDERS),
         "kernel": from_url("kernel", 7, KERNELS, int), "ratio": from_url("ratio", 16, RATIOS, int),
         "cmap": from_url("cmap", "jet", render.COLORMAPS),
         "opacity": min(1.0, max(0.0, from_url("opacity", 0.5, cast=float))),
         "smooth": from_url("smooth", True, cast=as_bool),
-        "scale": from_url("scale", "relative", ["relative", "absolute"]),
+        "scale": from_url("scale", "relative", SCALES),
         "sort": from_url("sort", False, cast=as_bool),
         "topk": min(64, max(1, from_url("topk", 10, cast=int))),
         "sample": from_url("sample", "cat" if "cat" in samples else samples[0], samples),
@@ -109,7 +110,7 @@ def at(options: list, key: str) -> int:
 # ---------------------------------------------------------------- sidebar: model and configuration
 sb = st.sidebar
 sb.title("cbam-viz")
-sb.radio("Model", ["cifar10", "imagenet"], index=at(["cifar10", "imagenet"], "model"), key="model",
+sb.radio("Model", MODELS, at(MODELS, "model"), key="model",
          format_func={"cifar10": "Built-in CIFAR-10 family", "imagenet": "ImageNet CBAM-ResNet-50"}.get)
 builtin = st.session_state.model == "cifar10"
 sb.subheader("Attention")
@@ -119,7 +120,8 @@ c2.toggle("Spatial", start["sa"], key="sa", disabled=not builtin)
 both = (st.session_state.ca and st.session_state.sa) or not builtin
 sb.selectbox("Order", ORDERS, at(ORDERS, "order"), key="order", disabled=not both,
              help="channel-first is the paper's; parallel computes both gates from the same input")
-sb.selectbox("Spatial kernel size k", KERNELS, at(KERNELS, "kernel"), key="kernel", disabled=not builtin or not st.session_state.sa)
+sb.selectbox("Spatial kernel size k", KERNELS, at(KERNELS, "kernel"), key="kernel",
+             disabled=not builtin or not st.session_state.sa)
 sb.selectbox("Reduction ratio r", RATIOS, at(RATIOS, "ratio"), key="ratio", disabled=not builtin or not st.session_state.ca)
 if not builtin:
     sb.caption("Kernel and ratio are fixed by the ImageNet weights (k=7, r=16): only one configuration was trained.")
@@ -129,8 +131,9 @@ if not builtin:
 sb.subheader("Display")
 sb.selectbox("Colormap", render.COLORMAPS, at(list(render.COLORMAPS), "cmap"), key="cmap")
 sb.slider("Overlay opacity", 0.0, 1.0, start["opacity"], key="opacity", step=0.05)
-sb.radio("Upsampling", [True, False], at([True, False], "smooth"), key="smooth", horizontal=True, format_func=lambda s: "smooth" if s else "nearest")
-sb.radio("Colour scale", ["relative", "absolute"], at(["relative", "absolute"], "scale"), key="scale", horizontal=True,
+sb.radio("Upsampling", [True, False], at([True, False], "smooth"), key="smooth", horizontal=True,
+         format_func=lambda s: "smooth" if s else "nearest")
+sb.radio("Colour scale", SCALES, at(SCALES, "scale"), key="scale", horizontal=True,
          help="relative: the map's own min..max; absolute: the sigmoid's full 0..1")
 sb.checkbox("Sort channels by weight", start["sort"], key="sort")
 sb.number_input("Highlight top-k channels", 1, 64, start["topk"], key="topk")
