@@ -57,6 +57,12 @@ def analysed(model_id: str, image_bytes: bytes, _model, _card, _lock) -> Analysi
     return analyse(_model, load_image(image_bytes, LIMITS), _card, lock=_lock)
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def verified(path: str, mtime_ns: int, checksum: str) -> bool:
+    """Checksum of a cached download, computed once per version of the file (not on every rerun)."""
+    return verify(Path(path), checksum)
+
+
 @st.cache_resource
 def uploads() -> UploadStore:
     return UploadStore()
@@ -157,7 +163,7 @@ else:
                       format_func={"download": "download", "path": "local file", "upload": "upload"}.get)
     weights_path = None
     if source == "download":
-        if cached.is_file() and verify(cached, CBAM_RESNET50.checksum):
+        if cached.is_file() and verified(str(cached), cached.stat().st_mtime_ns, CBAM_RESNET50.checksum):
             weights_path = cached
         elif sb.button(f"Download from {CBAM_RESNET50.source}", key="download"):
             bar = sb.progress(0.0, "downloading…")
@@ -180,9 +186,13 @@ else:
     else:
         up = sb.file_uploader("Checkpoint", type=["pth", "pt", "tar", "safetensors"], key="weights_upload",
                               max_upload_size=MAX_WEIGHTS_BYTES // 2**20)
-        if up is not None:
+        stored = st.session_state.get("stored_upload")  # (file id, path): store each upload once, not every rerun
+        if up is not None and stored and stored[0] == up.file_id and Path(stored[1]).is_file():
+            weights_path = Path(stored[1])
+        elif up is not None:
             try:
                 weights_path = uploads().put(up.getvalue(), Path(up.name).suffix.lower())
+                st.session_state.stored_upload = (up.file_id, str(weights_path))
             except WeightsError as e:
                 sb.error(str(e))
     if weights_path is None:

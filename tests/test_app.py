@@ -175,3 +175,18 @@ def test_imagenet_weights_from_strangers_get_clear_messages(app, app_family, tmp
     assert not app.exception and "over the 1.0 KiB limit for weights files" in app.error[0].value
     app.sidebar.radio(key="model").set_value("cifar10").run()
     assert not app.error and len(predictions(app)) == 3
+
+
+def test_imagenet_checkpoint_upload_is_stored_once_and_used(app, imagenet_checkpoint):
+    app.sidebar.radio(key="model").set_value("imagenet").run()
+    app.sidebar.radio(key="weights_source").set_value("path").run()
+    app.sidebar.text_input(key="weights_path").input(str(imagenet_checkpoint)).run()
+    from_path = predictions(app)
+    app.sidebar.radio(key="weights_source").set_value("upload").run()
+    data = imagenet_checkpoint.read_bytes()
+    app.sidebar.file_uploader(key="weights_upload").set_value(("cbam18.pth", data, "application/octet-stream")).run()
+    assert not app.exception and not app.error
+    assert predictions(app) == from_path
+    stored = app.session_state["stored_upload"][1]
+    app.sidebar.selectbox(key="cmap").set_value("gray").run()  # a rerun reuses the stored file
+    assert app.session_state["stored_upload"][1] == stored and predictions(app) == from_path
