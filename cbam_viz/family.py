@@ -4,10 +4,13 @@
         --dataset-archive ../shared/data/cifar10-jpg.tar.gz      # (re)trains what is missing
     python -m cbam_viz.family table --update-readme README.md       # accuracy table from the cards
 
-The canonical model (channel-first, k=7, r=16) and the plain baseline are trained end-to-end.
-Every other variant freezes the canonical model's convolutions and trains its own attention, the
-BatchNorm layers and the classifier, starting from the canonical attention (see ``train.py``).
-Finished variants are skipped; an interrupted one resumes from its last checkpoint.
+The canonical model (channel-first, k=7, r=16) and the plain baseline are trained end-to-end in two
+one-cycle runs: a first run from scratch (kept in a work folder, not shipped) and a shorter second
+one that continues it (``--init``) at a lower peak learning rate. Every other variant freezes the
+canonical model's convolutions and trains its own attention, the BatchNorm layers and the
+classifier, starting from the canonical attention (see ``train.py``). Finished steps are skipped;
+an interrupted one resumes from its last checkpoint; a step whose card names other weights than the
+ones it builds on now (a retrained backbone, another first run) is trained again.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ import argparse
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from .cards import read_card
+from .data import DEFAULT_CACHE
 from .registry import DEFAULT_ROOT
 from .weights import sha256_file
 
@@ -26,80 +31,112 @@ CANONICAL = "channel-first-k7-r16"
 ORDERS = ("channel-first", "spatial-first", "parallel")
 KERNELS = (3, 7)
 REDUCTIONS = (8, 16, 32)
-END_TO_END = ["--epochs", "15"]
+FIRST_RUN = ["--epochs", "15"]
+SECOND_RUN = ["--epochs", "8", "--lr", "0.1"]
 WHY = (
     "ResNet-18 layout (two basic blocks per stage, the smallest CBAM-ResNet of the paper) at half width, "
-    "so that 15 end-to-end epochs of the canonical model and of the plain baseline plus every attention "
-    "fine-tune fit the family's 4-hour budget on 2 CPU cores (see complexity and training.history); "
-    "CIFAR stem (3x3 convolution, no max-pool) so the first stage keeps the full 32x32 grid and the "
-    "spatial maps stay legible; full 32 px from the first epoch (an earlier run that spent its first epochs "
-    "at 24 px ended lower)."
+    "so that end-to-end training of the canonical model and of the plain baseline plus every attention "
+    "fine-tune stays within hours on 2 CPU cores (see complexity and training); CIFAR stem (3x3 "
+    "convolution, no max-pool) so the first stage keeps the full 32x32 grid and the spatial maps stay "
+    "legible; 32 px from the first epoch; 15 epochs of one-cycle ended at 86-87% top-1 (an underfit "
+    "network: train and test accuracy equal), so a second, 8-epoch one-cycle continues it "
+    "(training.previous holds the first run)."
 )
 FINETUNE = ["--epochs", "1", "--steps-per-epoch", "100", "--lr", "0.05"]
+DEFAULT_WORK = DEFAULT_CACHE / "family-work"
 
 
-def plan() -> list[tuple[str, list[str]]]:
-    """(name, training arguments) for every variant, in training order (the canonical model first)."""
-    canonical = (CANONICAL, ["--order", "channel-first", "--kernel-size", "7", "--reduction", "16", *END_TO_END,
-                             "--why", WHY])
-    backbone = ["--backbone", "{out}/" + CANONICAL + ".safetensors", *FINETUNE]
+@dataclass(frozen=True)
+class Step:
+    """One training run of the family: a shipped variant, or a first run kept in the work folder."""
+
+    name: str
+    args: tuple[str, ...]
+    interim: bool = False  # a first run that a shipped step continues; written to the work folder
+
+
+def _end_to_end(name: str, config: list[str], why: str) -> list[Step]:
+    first = Step(name, (*config, *FIRST_RUN), interim=True)
+    return [first, Step(name, (*config, "--init", "{work}/" + name + ".safetensors", *SECOND_RUN, "--why", why))]
+
+
+def plan() -> list[Step]:
+    """Every training step, in order: the canonical model first, then its fine-tunes, then the baseline."""
+    canonical = _end_to_end(CANONICAL, ["--order", "channel-first", "--kernel-size", "7", "--reduction", "16"], WHY)
+    backbone = ("--backbone", "{out}/" + CANONICAL + ".safetensors", *FINETUNE)
     variants = [
-        (f"{o}-k{k}-r{r}", ["--order", o, "--kernel-size", str(k), "--reduction", str(r), *backbone])
+        Step(f"{o}-k{k}-r{r}", ("--order", o, "--kernel-size", str(k), "--reduction", str(r), *backbone))
         for o in ORDERS for k in KERNELS for r in REDUCTIONS if f"{o}-k{k}-r{r}" != CANONICAL
     ]
-    variants += [(f"channel-only-r{r}", ["--attention", "channel", "--reduction", str(r), *backbone]) for r in REDUCTIONS]
-    variants += [(f"spatial-only-k{k}", ["--attention", "spatial", "--kernel-size", str(k), *backbone]) for k in KERNELS]
-    plain = ("plain", ["--attention", "none", *END_TO_END, "--why", "the canonical model's network and recipe without attention"])
-    return [canonical, *variants, plain]
+    variants += [Step(f"channel-only-r{r}", ("--attention", "channel", "--reduction", str(r), *backbone)) for r in REDUCTIONS]
+    variants += [Step(f"spatial-only-k{k}", ("--attention", "spatial", "--kernel-size", str(k), *backbone)) for k in KERNELS]
+    plain = _end_to_end("plain", ["--attention", "none"], "the canonical model's network and recipe without attention")
+    return [*canonical, *variants, *plain]
 
 
-def _finished(out: Path, name: str) -> bool:
-    """Whether ``name`` has a card, and (for a fine-tune) was trained on the backbone now shipped."""
-    path = out / f"{name}.json"
+def shipped_names() -> list[str]:
+    """Names of the variants the family ships, in training order."""
+    return [step.name for step in plan() if not step.interim]
+
+
+def _finished(out: Path, work: Path, step: Step) -> bool:
+    """Whether ``step`` has a card built on the weights it builds on now (backbone or first run)."""
+    path = (work if step.interim else out) / f"{step.name}.json"
     if not path.exists():
         return False
-    backbone = read_card(path).get("backbone")
-    if backbone is None:
-        return True
-    current = out / backbone["file"]
-    if current.exists() and sha256_file(current) == backbone["sha256"]:
-        return True
-    print(f"{name}: stale (trained on another {backbone['name']}); retraining", flush=True)
-    return False
+    card = read_card(path)
+    if "--init" in step.args and not card["training"].get("previous"):
+        print(f"{step.name}: stale (trained by an older recipe without a second run); retraining", flush=True)
+        return False
+    for key, root in (("backbone", out), ("init", work)):
+        ref = card.get(key)
+        weights = root / ref["file"] if ref else None
+        if weights is not None and weights.exists() and sha256_file(weights) != ref["sha256"]:
+            print(f"{step.name}: stale (trained on another {ref['name']}); retraining", flush=True)
+            return False
+    return True
 
 
-def train_family(data: Path, out: Path, archive: Path | None, only: list[str] | None) -> int:
-    """Train every variant that has no card yet; stop at the first failure."""
-    for name, extra in plan():
-        if only and name not in only:
+def train_family(data: Path, out: Path, work: Path, archive: Path | None, only: list[str] | None) -> int:
+    """Train every step that is not finished; stop at the first failure."""
+    steps = plan()
+    for step in steps:
+        if only and step.name not in only:
             continue
-        if _finished(out, name):
-            print(f"{name}: done (card exists)", flush=True)
+        continued_by = [s for s in steps if s.name == step.name and not s.interim]
+        if _finished(out, work, step) or (step.interim and _finished(out, work, continued_by[0])):
+            print(f"{step.name}{' (first run)' if step.interim else ''}: done (card exists)", flush=True)
             continue
-        cmd = [sys.executable, "-m", "cbam_viz.train", "--data", str(data), "--out", str(out), "--name", name, "--resume",
-               *[a.format(out=out) for a in extra]]
+        cmd = [sys.executable, "-m", "cbam_viz.train", "--data", str(data), "--out", str(work if step.interim else out),
+               "--name", step.name, "--resume", *[a.format(out=out, work=work) for a in step.args]]
         if archive:
             cmd += ["--dataset-archive", str(archive)]
         print("running:", " ".join(cmd), flush=True)
         if subprocess.run(cmd).returncode != 0:
-            print(f"{name}: training failed; rerun the same command to resume", file=sys.stderr)
+            print(f"{step.name}: training failed; rerun the same command to resume", file=sys.stderr)
             return 1
     return 0
+
+
+def _hours(training: dict) -> float:
+    """Training and evaluation time of a card's runs, the earlier runs it continues included."""
+    own = training["wall_time_s"] + training.get("evaluation_s", 0)
+    return own / 3600 + (_hours(training["previous"]) if training.get("previous") else 0.0)
 
 
 def table(out: Path) -> str:
     """Markdown table of every card under ``out``: configuration, how trained, accuracy, size, time."""
     rows = []
-    order = {name: i for i, (name, _) in enumerate(plan())}
+    order = {name: i for i, name in enumerate(shipped_names())}
     cards = sorted((read_card(p) for p in out.glob("*.json")), key=lambda c: order.get(c["name"], len(order)))
     for c in cards:
         cx, m, t = c["complexity"], c["metrics"], c["training"]
         trained = "end-to-end" if t["mode"] == "end-to-end" else "attention + BN + classifier"
         rows.append(
             f"| `{c['name']}` | {trained} | {m['test_top1']:.2f} | {min(m['test_per_class_top1']):.1f} | "
-            f"{cx['params']:,} | {cx['attention_params']:,} | {cx['flops'] / 1e6:.1f} | {t['wall_time_s'] / 60:.1f} |"
+            f"{cx['params']:,} | {cx['attention_params']:,} | {cx['flops'] / 1e6:.1f} | {_hours(t) * 60:.1f} |"
         )
-    total = sum(c["training"]["wall_time_s"] + c["training"].get("evaluation_s", 0) for c in cards) / 3600
+    total = sum(_hours(c["training"]) for c in cards)
     head = (
         "| variant | trained | test top-1 % | worst class % | params | attention params | MFLOPs | train min |\n"
         "|---|---|---|---|---|---|---|---|"
@@ -124,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("train", help="train every missing variant (resumable)")
     t.add_argument("--data", type=Path, required=True)
     t.add_argument("--out", type=Path, default=DEFAULT_ROOT)
+    t.add_argument("--work", type=Path, default=DEFAULT_WORK, help="folder for first runs (not shipped)")
     t.add_argument("--dataset-archive", type=Path)
     t.add_argument("--only", nargs="+", help="train only these variant names")
     s = sub.add_parser("table", help="print the family's accuracy table from the cards")
@@ -131,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--update-readme", type=Path, help="write the table into this README between its markers")
     args = p.parse_args(argv)
     if args.command == "train":
-        return train_family(args.data, args.out, args.dataset_archive, args.only)
+        return train_family(args.data, args.out, args.work, args.dataset_archive, args.only)
     text = table(args.out)
     if args.update_readme:
         update_readme(args.update_readme, text)

@@ -8,6 +8,9 @@ Two modes:
   statistics, which must follow the new attention) and the classifier. The weights file then
   holds only those tensors; the card names the backbone it completes.
 
+``--init FILE`` continues an end-to-end model of the same configuration with a new schedule (every
+parameter trained); the card keeps the earlier run's training record under ``training.previous``.
+
 Example (the canonical CIFAR-10 model)::
 
     python -m cbam_viz.train --data ~/.cache/cbam-viz/cifar10 --out assets/family \\
@@ -52,6 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reduction", type=int, default=16)
     p.add_argument("--attention", default="both", choices=ATTENTIONS)
     p.add_argument("--backbone", type=Path, help="train only attention, BatchNorm and classifier on top of these weights")
+    p.add_argument("--init", type=Path, help="continue training every parameter of this end-to-end model (same configuration)")
     p.add_argument("--epochs", type=int, default=14)
     p.add_argument("--steps-per-epoch", type=int, help="cap on optimizer steps per epoch (default: the whole split)")
     p.add_argument("--batch-size", type=int, default=128)
@@ -72,6 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1:
         p.error("--epochs and --batch-size must be >= 1")
+    if args.init and args.backbone:
+        p.error("--init (continue every parameter) and --backbone (fine-tune attention) exclude each other")
     return args
 
 
@@ -149,8 +155,18 @@ def train(args: argparse.Namespace) -> dict:
     cbam = None if args.attention == "none" else CBAMConfig(args.order, args.kernel_size, args.reduction, args.attention)
     model = CBAMResNet(args.depth, cbam, num_classes=len(classes), stem=args.stem, width=args.width,
                        zero_init_residual=args.backbone is None)
-    backbone_card = None
-    if args.backbone is not None:
+    backbone_card = init_card = None
+    if args.init is not None:
+        init_card = read_card(args.init.with_suffix(".json"))
+        mean, std = init_card["preprocessing"]["mean"], init_card["preprocessing"]["std"]
+        if init_card["classes"] != classes:
+            raise DatasetError(f"{args.init.name} was trained on classes {init_card['classes']}, this dataset has {classes}")
+        if init_card["architecture"] != architecture(model, len(classes)):
+            raise WeightsError(f"{args.init.name} has another architecture: {init_card['architecture']}")
+        model.load_state_dict(read_weights(args.init))
+        init_notes = [f"every parameter from {init_card['name']} (sha256 {init_card['weights']['sha256'][:12]}), "
+                      "whose own training is under training.previous"]
+    elif args.backbone is not None:
         backbone_card = read_card(args.backbone.with_suffix(".json"))
         mean, std = backbone_card["preprocessing"]["mean"], backbone_card["preprocessing"]["std"]
         if backbone_card["classes"] != classes:
@@ -237,12 +253,18 @@ def train(args: argparse.Namespace) -> dict:
             return {}
 
     run = {"elapsed": elapsed, "history": history, "steps_per_epoch": steps_per_epoch, "train_images": n_train}
+    run["init"] = init_card
     return _finish(args, model, classes, mean, std, test_split, run, backbone_card, init_notes)
 
 
 def _run_config(args: argparse.Namespace) -> dict:
+    """What a checkpoint must match to be resumed: the settings, and the weights a run starts from."""
     skip = {"argv", "resume", "stop_after_epoch", "checkpoint_dir", "cache_dir", "compile", "dataset_archive", "why"}
-    return {k: str(v) for k, v in sorted(vars(args).items()) if k not in skip}
+    config = {k: str(v) for k, v in sorted(vars(args).items()) if k not in skip}
+    for key in ("backbone", "init"):
+        if getattr(args, key) is not None:
+            config[f"{key}_sha256"] = sha256_file(getattr(args, key))
+    return config
 
 
 def _finish(args, model, classes, mean, std, test_split, run, backbone_card, init_notes) -> dict:
@@ -262,8 +284,11 @@ def _finish(args, model, classes, mean, std, test_split, run, backbone_card, ini
     shipped = evaluate_arrays(model, test_split.images, test_split.labels, mean, std)
     arch = architecture(model, len(classes))
     complexity = count_complexity(model, (1, 3, args.image_size, args.image_size)).as_dict()
+    init_card = run["init"]
+    previous = init_card["training"] if init_card else None
     trained_desc = (
-        "end-to-end: every parameter trained from scratch"
+        ("end-to-end: every parameter trained from scratch" if previous is None
+         else f"end-to-end: every parameter trained, continuing a {previous['epochs']}-epoch end-to-end run")
         if backbone_card is None
         else "attention modules, BatchNorm layers (affine and running statistics) and classifier trained; "
         f"every convolution frozen from backbone {backbone_card['name']}"
@@ -285,6 +310,9 @@ def _finish(args, model, classes, mean, std, test_split, run, backbone_card, ini
         "backbone": None
         if backbone_card is None
         else {"name": backbone_card["name"], "file": backbone_card["weights"]["file"], "sha256": backbone_card["weights"]["sha256"]},
+        "init": None
+        if init_card is None
+        else {"name": init_card["name"], "file": init_card["weights"]["file"], "sha256": init_card["weights"]["sha256"]},
         "training": {
             "mode": "end-to-end" if backbone_card is None else "attention-finetune",
             "trained": trained_desc,
@@ -301,6 +329,7 @@ def _finish(args, model, classes, mean, std, test_split, run, backbone_card, ini
             "wall_time_s": round(elapsed, 1),
             "evaluation_s": round(time.perf_counter() - t_eval, 1),
             "history": history,
+            **({"previous": previous} if previous else {}),
             "machine": machine(),
             "command": "python -m cbam_viz.train " + " ".join(args.argv),
         },

@@ -62,6 +62,18 @@ def test_finetuned_variant_card_and_weights(tiny_family):
     assert not any(k.endswith("conv1.weight") or k.endswith("conv2.weight") for k in keys)
 
 
+def test_init_continues_an_end_to_end_model(tiny_dataset, tiny_family, tmp_path):
+    first = json.loads((tiny_family / "canonical.json").read_text())
+    assert run(tiny_dataset, tmp_path, "longer", "--init", str(tiny_family / "canonical.safetensors"), "--epochs", "1") == 0
+    card = json.loads((tmp_path / "family" / "longer.json").read_text())
+    assert card["training"]["mode"] == "end-to-end" and "continuing a 2-epoch" in card["training"]["trained"]
+    assert card["training"]["previous"] == first["training"] and card["preprocessing"] == first["preprocessing"]
+    assert "every parameter from canonical" in card["training"]["initialisation"][0]
+    # another configuration cannot continue it
+    assert run(tiny_dataset, tmp_path, "other", "--init", str(tiny_family / "canonical.safetensors"),
+               "--kernel-size", "3") == 2
+
+
 def test_resume_continues_from_checkpoint(tiny_dataset, tmp_path, capsys):
     assert run(tiny_dataset, tmp_path, "r", "--epochs", "2", "--stop-after-epoch", "1") == 0
     assert not (tmp_path / "family" / "r.json").exists()
@@ -144,10 +156,15 @@ def test_evaluate_reproduces_cards(tiny_dataset, tiny_family, tmp_path, capsys):
 
 
 def test_family_plan_covers_every_configuration():
-    names = [n for n, _ in family.plan()]
+    names = family.shipped_names()
     assert names[0] == family.CANONICAL and names[-1] == "plain"
     assert len(names) == len(set(names)) == 3 * 2 * 3 + 3 + 2 + 1
     assert "parallel-k3-r32" in names and "channel-only-r8" in names and "spatial-only-k3" in names
+    first_runs = [step for step in family.plan() if step.interim]
+    assert [step.name for step in first_runs] == [family.CANONICAL, "plain"]
+    for first in first_runs:  # each first run is continued by the shipped step of its name
+        (second,) = [s for s in family.plan() if s.name == first.name and not s.interim]
+        assert "--init" in second.args and "--init" not in first.args
 
 
 def test_family_table_from_cards(tiny_family, tmp_path):
@@ -164,7 +181,7 @@ SHIPPED = sorted(DEFAULT_ROOT.glob("*.json"))
 
 def test_built_in_family_has_its_canonical_model():
     assert (DEFAULT_ROOT / f"{family.CANONICAL}.json").is_file(), "the app's default model is not shipped"
-    assert {p.stem for p in SHIPPED} <= {name for name, _ in family.plan()}, "a shipped card is not in the plan"
+    assert {p.stem for p in SHIPPED} <= set(family.shipped_names()), "a shipped card is not in the plan"
 
 
 @pytest.mark.parametrize("card_path", SHIPPED, ids=[p.stem for p in SHIPPED])
@@ -179,10 +196,27 @@ def test_every_shipped_variant_loads_and_matches_its_card(card_path):
 
 
 def test_family_retrains_variants_of_an_older_backbone(tiny_family, tmp_path):
-    copy = tmp_path / "copy"
+    copy, work = tmp_path / "copy", tmp_path / "work"
     shutil.copytree(tiny_family, copy)
-    assert family._finished(copy, "canonical") and family._finished(copy, "sf-k3-r8")
+    canonical, variant = family.Step("canonical", ()), family.Step("sf-k3-r8", ("--backbone", "x"))
+    assert family._finished(copy, work, canonical) and family._finished(copy, work, variant)
     with open(copy / "canonical.safetensors", "ab") as f:  # the backbone was retrained since
         f.write(b"\0")
-    assert family._finished(copy, "canonical") and not family._finished(copy, "sf-k3-r8")
-    assert not family._finished(copy, "never-trained")
+    assert family._finished(copy, work, canonical) and not family._finished(copy, work, variant)
+    assert not family._finished(copy, work, family.Step("never-trained", ()))
+
+
+def test_family_continues_first_runs_and_retrains_older_recipes(tiny_dataset, tiny_family, tmp_path):
+    out, work = tmp_path / "family", tmp_path / "work"
+    shutil.copytree(tiny_family, work, ignore=shutil.ignore_patterns("sf-*", "spatial-*"))
+    first = family.Step("canonical", (), interim=True)
+    second = family.Step("canonical", ("--init", "{work}/canonical.safetensors"))
+    assert family._finished(out, work, first) and not family._finished(out, work, second)
+    shutil.copytree(work, out)  # a card of the older one-run recipe: no training.previous
+    assert not family._finished(out, work, second)
+    assert run(tiny_dataset, tmp_path, "canonical", "--init", str(work / "canonical.safetensors"), "--epochs", "1") == 0
+    assert family._finished(out, work, second)
+    with open(work / "canonical.safetensors", "ab") as f:  # the first run was redone since
+        f.write(b"\0")
+    assert not family._finished(out, work, second)
+    assert "| `canonical` | end-to-end |" in family.table(out)
