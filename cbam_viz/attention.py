@@ -175,17 +175,21 @@ class CBAM(nn.Module):
         self.channel = ChannelAttention(channels, config.reduction, config.layout) if config.uses_channel else None
         self.spatial = SpatialAttention(config.kernel_size, config.layout) if config.uses_spatial else None
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        """The refined features; with ``residual``, ``residual + refined`` (the last gate and the
+        addition then run as one ``addcmul`` pass, as the residual blocks use it)."""
         inplace = self.inplace
-        if self.spatial is None:
-            return _apply(x, self.channel(x), inplace)
-        if self.channel is None:
-            return _apply(x, self.spatial(x), inplace)
-        if self.order == "channel-first":
-            x = _apply(x, self.channel(x), inplace)
-            return _apply(x, self.spatial(x), inplace)
-        if self.order == "spatial-first":
-            x = _apply(x, self.spatial(x), inplace)
-            return _apply(x, self.channel(x), inplace)
-        channel, spatial = self.channel(x), self.spatial(x)  # both from the same input
-        return _apply(_apply(x, channel, inplace), spatial, inplace)
+        if self.spatial is None or self.channel is None:
+            first, last = x, (self.spatial if self.channel is None else self.channel)(x)
+        elif self.order == "channel-first":
+            first = _apply(x, self.channel(x), inplace)
+            last = self.spatial(first)
+        elif self.order == "spatial-first":
+            first = _apply(x, self.spatial(x), inplace)
+            last = self.channel(first)
+        else:  # parallel: both gates from the same input
+            channel, last = self.channel(x), self.spatial(x)
+            first = _apply(x, channel, inplace)
+        if residual is None:
+            return _apply(first, last, inplace)
+        return torch.addcmul(residual, first, last)

@@ -37,6 +37,13 @@ def _cbam(channels: int, config: CBAMConfig | None) -> CBAM | None:
     return None if config is None or config.attention == "none" else CBAM(channels, config, inplace=True)
 
 
+def _refine_add(cbam: CBAM | None, out: Tensor, identity: Tensor) -> Tensor:
+    """``cbam(out) + identity``: the residual branch, refined, added to the shortcut."""
+    if cbam is None:
+        return out.add_(identity)
+    return cbam(out, identity)
+
+
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions; CBAM after ``bn2``."""
 
@@ -56,10 +63,7 @@ class BasicBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        if self.cbam is not None:
-            out = self.cbam(out)
-        out += x if self.downsample is None else self.downsample(x)
-        return self.relu(out)
+        return self.relu(_refine_add(self.cbam, out, x if self.downsample is None else self.downsample(x)))
 
 
 class Bottleneck(nn.Module):
@@ -84,10 +88,7 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        if self.cbam is not None:
-            out = self.cbam(out)
-        out += x if self.downsample is None else self.downsample(x)
-        return self.relu(out)
+        return self.relu(_refine_add(self.cbam, out, x if self.downsample is None else self.downsample(x)))
 
 
 class CBAMResNet(nn.Module):

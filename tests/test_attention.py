@@ -93,6 +93,25 @@ def test_orders(order):
     torch.testing.assert_close(cbam(x), expected)
 
 
+@pytest.mark.parametrize("attention", ["both", "channel", "spatial"])
+@pytest.mark.parametrize("order", ["channel-first", "spatial-first", "parallel"])
+@pytest.mark.parametrize("inplace", [False, True])
+def test_residual_form_is_cbam_plus_residual(order, attention, inplace):
+    """cbam(x, residual), the fused form the blocks use, is cbam(x) + residual, gradients included."""
+    torch.manual_seed(0)
+    cbam = CBAM(16, CBAMConfig(order=order, reduction=4, attention=attention), inplace=inplace)
+    x, residual = torch.randn(2, 16, 6, 6), torch.randn(2, 16, 6, 6)
+    with torch.no_grad():
+        expected = cbam(x.clone()) + residual
+        torch.testing.assert_close(cbam(x.clone(), residual), expected)
+    xg, rg = x.clone().requires_grad_(), residual.clone().requires_grad_()
+    cbam(xg, rg).square().sum().backward()
+    xe, re = x.clone().requires_grad_(), residual.clone().requires_grad_()
+    (cbam(xe) + re).square().sum().backward()
+    torch.testing.assert_close(xg.grad, xe.grad)
+    torch.testing.assert_close(rg.grad, re.grad)
+
+
 def test_orders_differ():
     torch.manual_seed(0)
     x = torch.randn(1, 16, 6, 6)

@@ -35,13 +35,16 @@ def test_cbam_sits_before_the_addition():
     model = cbam_resnet18(CBAMConfig()).eval()
     block = model.layer1[0]
     calls = []
-    block.bn2.register_forward_hook(lambda m, i, o: calls.append(("bn2", o)))
-    block.cbam.register_forward_hook(lambda m, i, o: calls.append(("cbam", i[0], o.clone())))  # "+=" follows
+    block.bn2.register_forward_hook(lambda m, i, o: calls.append(("bn2", o, o.clone())))
+    block.cbam.register_forward_hook(lambda m, i, o: calls.append(("cbam", i, o.clone())))
     x = torch.randn(1, 64, 8, 8)
     out = block(x)
     assert [c[0] for c in calls] == ["bn2", "cbam"]
-    assert calls[1][1] is calls[0][1]  # CBAM takes the last BatchNorm's output
-    torch.testing.assert_close(out, torch.relu(calls[1][2] + x))
+    (features, shortcut), refined_plus_shortcut = calls[1][1], calls[1][2]
+    assert features is calls[0][1] and shortcut is x  # CBAM refines the last BatchNorm's output
+    block.cbam.inplace = False
+    torch.testing.assert_close(refined_plus_shortcut, block.cbam(calls[0][2]) + x)  # then the shortcut is added
+    torch.testing.assert_close(out, torch.relu(refined_plus_shortcut))
 
 
 @pytest.mark.parametrize("builder,blocks", [(cbam_resnet18, 8), (cbam_resnet34, 16), (cbam_resnet50, 16), (cbam_resnet101, 33)])
