@@ -30,7 +30,7 @@ from cbam_viz.attention import CBAMConfig
 from cbam_viz.checkpoints import load_state, to_native
 from cbam_viz.imagenet import IMAGENET_PREPROCESSING, imagenet_classes
 from cbam_viz.images import load_image
-from cbam_viz.registry import Family
+from cbam_viz.registry import Family, default_root
 from cbam_viz.resnet import cbam_resnet50
 
 
@@ -108,7 +108,7 @@ def main() -> None:
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)).save(buf, "JPEG")
     upload = buf.getvalue()
     imagenet_card = {"classes": imagenet_classes(), "preprocessing": IMAGENET_PREPROCESSING}
-    family = Family()
+    family = Family(default_root())  # CBAM_VIZ_FAMILY or the built-in family
     targets = [("ResNet-50 CBAM, ImageNet, 224 px", ours, imagenet_card)]
     if family.keys():
         model, card = family.load_variant()
