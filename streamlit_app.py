@@ -14,6 +14,7 @@ import streamlit as st
 
 from cbam_viz import render
 from cbam_viz.analysis import Analysis, analyse
+from cbam_viz.cards import training_summary
 from cbam_viz.download import DownloadError, fetch, verify
 from cbam_viz.explain import CHANNEL_FORMULA, ORDER_FORMULAS, PLACEMENT, SPATIAL_FORMULA, reference_cbam512
 from cbam_viz.imagenet import CBAM_RESNET50, DEFAULT_CACHE, load_imagenet
@@ -255,9 +256,7 @@ with right:
                 f"- {card['complexity']['flops'] / 1e6:,.1f} M FLOPs at {card['complexity']['input_shape'][-1]} px")
     if card.get("metrics"):
         with st.expander("How it was trained, per-class accuracy"):
-            t = card["training"]
-            st.markdown(f"{t['mode']}, {t['epochs']} epoch(s), batch {t['batch_size']}, {t['optimizer']}, "
-                        f"{t['schedule']}; {t['augmentation']}; seed {t['seed']}; {t['wall_time_s'] / 60:.1f} min on {t['machine']}.")
+            st.markdown(training_summary(card["training"]))
             st.dataframe({"class": card["classes"], "top-1 %": card["metrics"]["test_per_class_top1"]}, hide_index=True)
 
 if not result.blocks:

@@ -69,3 +69,24 @@ def write_card(path: str | os.PathLike, card: dict) -> None:
 def read_card(path: str | os.PathLike) -> dict:
     """Read a card."""
     return json.loads(Path(path).read_text())
+
+
+def training_runs(training: dict) -> list[dict]:
+    """A card's training runs, earliest first: the runs it continues (``previous``), then its own."""
+    return [*(training_runs(training["previous"]) if training.get("previous") else []), training]
+
+
+def training_minutes(training: dict) -> float:
+    """Training and evaluation time of a card's runs, the earlier runs it continues included."""
+    return sum(r["wall_time_s"] + r.get("evaluation_s", 0) for r in training_runs(training)) / 60
+
+
+def training_summary(training: dict) -> str:
+    """How a model was trained, in one paragraph, every run it continues included."""
+    runs = [
+        f"{r['epochs']} epoch(s) of {r['steps_per_epoch']} steps, batch {r['batch_size']}, {r['optimizer']}, "
+        f"{r['schedule']}; {r['augmentation']}; seed {r['seed']}; {r['wall_time_s'] / 60:.1f} min"
+        for r in training_runs(training)
+    ]
+    return (f"{training['trained']}. " + "; then ".join(f"run {i}: {text}" for i, text in enumerate(runs, 1))
+            + f". In all {training_minutes(training):.1f} min of training and evaluation on {training['machine']}.")

@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cards import read_card
+from .cards import read_card, training_minutes
 from .data import DEFAULT_CACHE
 from .registry import DEFAULT_ROOT
 from .weights import sha256_file
@@ -118,12 +118,6 @@ def train_family(data: Path, out: Path, work: Path, archive: Path | None, only: 
     return 0
 
 
-def _hours(training: dict) -> float:
-    """Training and evaluation time of a card's runs, the earlier runs it continues included."""
-    own = training["wall_time_s"] + training.get("evaluation_s", 0)
-    return own / 3600 + (_hours(training["previous"]) if training.get("previous") else 0.0)
-
-
 def table(out: Path) -> str:
     """Markdown table of every card under ``out``: configuration, how trained, accuracy, size, time."""
     rows = []
@@ -134,11 +128,11 @@ def table(out: Path) -> str:
         trained = "end-to-end" if t["mode"] == "end-to-end" else "attention + BN + classifier"
         rows.append(
             f"| `{c['name']}` | {trained} | {m['test_top1']:.2f} | {min(m['test_per_class_top1']):.1f} | "
-            f"{cx['params']:,} | {cx['attention_params']:,} | {cx['flops'] / 1e6:.1f} | {_hours(t) * 60:.1f} |"
+            f"{cx['params']:,} | {cx['attention_params']:,} | {cx['flops'] / 1e6:.1f} | {training_minutes(t):.1f} |"
         )
-    total = sum(_hours(c["training"]) for c in cards)
+    total = sum(training_minutes(c["training"]) for c in cards) / 60
     head = (
-        "| variant | trained | test top-1 % | worst class % | params | attention params | MFLOPs | train min |\n"
+        "| variant | trained | test top-1 % | worst class % | params | attention params | MFLOPs | minutes (train + eval) |\n"
         "|---|---|---|---|---|---|---|---|"
     )
     count = f"{len(cards)} variant{'s' if len(cards) != 1 else ''}"

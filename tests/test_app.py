@@ -43,6 +43,8 @@ def test_first_screen_is_a_sample_already_analysed(app):
     captions = [c for image in app.image for c in image.captions]
     assert any("layer4.1: spatial map Ms (2x2)" in c for c in captions)  # 16 px input: 2x2 in stage 4
     assert any("early (top) to late" in c for c in captions)
+    how = next(m.value for m in app.markdown if m.value.startswith("end-to-end: every parameter trained"))
+    assert "run 1: 4 epoch(s)" in how and "min of training and evaluation on" in how  # from the card
 
 
 def test_upload_is_analysed(app):

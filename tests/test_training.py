@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from cbam_viz import evaluate, family, train
+from cbam_viz.cards import training_summary
 from cbam_viz.registry import DEFAULT_ROOT, Family, VariantNotFound, key_of
 from cbam_viz.weights import sha256_file
 
@@ -69,6 +70,10 @@ def test_init_continues_an_end_to_end_model(tiny_dataset, tiny_family, tmp_path)
     assert card["training"]["mode"] == "end-to-end" and "continuing a 2-epoch" in card["training"]["trained"]
     assert card["training"]["previous"] == first["training"] and card["preprocessing"] == first["preprocessing"]
     assert "every parameter from canonical" in card["training"]["initialisation"][0]
+    summary = training_summary(card["training"])
+    assert "run 1: 2 epoch(s)" in summary and "; then run 2: 1 epoch(s)" in summary
+    total = sum(t["wall_time_s"] + t["evaluation_s"] for t in (card["training"], first["training"])) / 60
+    assert f"In all {total:.1f} min" in summary
     # another configuration cannot continue it
     assert run(tiny_dataset, tmp_path, "other", "--init", str(tiny_family / "canonical.safetensors"),
                "--kernel-size", "3") == 2
