@@ -85,7 +85,7 @@ def _finished(out: Path, work: Path, step: Step) -> bool:
     if not path.exists():
         return False
     card = read_card(path)
-    if "--init" in step.args and not card["training"].get("previous"):
+    if "--init" in step.args and not card.get("init"):
         print(f"{step.name}: stale (trained by an older recipe without a second run); retraining", flush=True)
         return False
     for key, root in (("backbone", out), ("init", work)):
@@ -103,8 +103,9 @@ def train_family(data: Path, out: Path, work: Path, archive: Path | None, only: 
     for step in steps:
         if only and step.name not in only:
             continue
-        continued_by = [s for s in steps if s.name == step.name and not s.interim]
-        if _finished(out, work, step) or (step.interim and _finished(out, work, continued_by[0])):
+        # a first run is not needed once the model that continues it is shipped
+        shipped = next(s for s in steps if s.name == step.name and not s.interim) if step.interim else step
+        if _finished(out, work, step) or (step.interim and _finished(out, work, shipped)):
             print(f"{step.name}{' (first run)' if step.interim else ''}: done (card exists)", flush=True)
             continue
         cmd = [sys.executable, "-m", "cbam_viz.train", "--data", str(data), "--out", str(work if step.interim else out),
