@@ -24,6 +24,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 Order = Literal["channel-first", "spatial-first", "parallel"]
 Attention = Literal["both", "channel", "spatial", "none"]
@@ -103,6 +104,25 @@ class PointwiseConv(nn.Conv2d):
         return F.linear(x.flatten(1), self.weight.flatten(1), self.bias)[:, :, None, None]
 
 
+class GateConv(nn.Conv2d):
+    """The spatial gate's 2 -> 1 k x k convolution; in inference on CPU it runs ATen's direct kernel.
+
+    Same parameters and results as ``nn.Conv2d(2, 1, k, padding=k // 2, bias=False)``. oneDNN
+    spends longer preparing a one-output-channel convolution than running it: the direct (im2col)
+    kernel is 2-5x faster on these maps (2-3 ms less per ResNet-50 forward on 2 threads). Under a
+    dispatch mode (``torch.utils.flop_counter.FlopCounterMode``, tracing) it runs the standard
+    convolution, which those tools know.
+    """
+
+    def __init__(self, kernel_size: int) -> None:
+        super().__init__(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training or x.device.type != "cpu" or is_in_torch_dispatch_mode():
+            return super().forward(x)
+        return torch._C._nn.thnn_conv2d(x, self.weight, self.kernel_size, self.bias, self.stride, self.padding)
+
+
 class ChannelAttention(nn.Module):
     """Mc(F) = sigmoid(MLP(AvgPool(F)) + MLP(MaxPool(F))), one weight per channel: (B, C, 1, 1)."""
 
@@ -130,9 +150,8 @@ class ChannelAttention(nn.Module):
         # Both descriptors go through the shared MLP as one batch of 2B rows.
         # amax rather than AdaptiveMaxPool2d, which also computes argmax indices (3x slower on CPU)
         pooled = torch.cat([self.avg_pool(x), x.amax((2, 3), keepdim=True)])
-        hidden = self.mlp(pooled.flatten(1) if self.linear else pooled)
-        logits = hidden.view(2, b, c).sum(0)
-        return torch.sigmoid(logits).view(b, c, 1, 1)
+        logits = self.mlp(pooled.flatten(1) if self.linear else pooled).view(2 * b, c)
+        return torch.add(logits[:b], logits[b:]).sigmoid_().view(b, c, 1, 1)
 
 
 class SpatialAttention(nn.Module):
@@ -142,13 +161,13 @@ class SpatialAttention(nn.Module):
         super().__init__()
         spec = LAYOUTS[layout]
         self.max_first = spec.max_first
-        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+        self.conv = GateConv(kernel_size)
         self.bn = nn.BatchNorm2d(1, momentum=0.01) if spec.spatial_bn else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         mean, amax = x.mean(1, keepdim=True), x.amax(1, keepdim=True)
         pooled = torch.cat([amax, mean] if self.max_first else [mean, amax], dim=1)
-        return torch.sigmoid(self.bn(self.conv(pooled)))
+        return self.bn(self.conv(pooled)).sigmoid_()
 
 
 def _apply(x: Tensor, weights: Tensor, inplace: bool) -> Tensor:

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from cbam_viz.attention import CBAM, CBAMConfig, ChannelAttention, SpatialAttention
+from cbam_viz.attention import CBAM, CBAMConfig, ChannelAttention, GateConv, SpatialAttention
 from cbam_viz.complexity import count_complexity
 
 
@@ -17,6 +17,18 @@ def test_reference_figures_simple_layout():
     assert n_params(cbam) == 32_866
     assert count_complexity(cbam, (1, 512, 7, 7)).flops == 95_938
     assert n_params(CBAM(512, CBAMConfig(reduction=16, kernel_size=3))) == 32_786
+
+
+def test_gate_conv_in_inference_is_the_standard_convolution_with_gradients():
+    torch.manual_seed(0)
+    conv = GateConv(7).eval()  # inference on CPU: ATen's direct kernel
+    x = torch.randn(3, 2, 9, 11, requires_grad=True)
+    out = conv(x)
+    expected = F.conv2d(x, conv.weight, padding=3)
+    torch.testing.assert_close(out, expected)
+    (grad,) = torch.autograd.grad(out.square().sum(), x)
+    (expected_grad,) = torch.autograd.grad(expected.square().sum(), x)
+    torch.testing.assert_close(grad, expected_grad)
 
 
 def test_layout_parameter_counts_in_readme():
