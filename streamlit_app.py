@@ -7,6 +7,7 @@ computed in ``cbam_viz`` or read from a model card.
 from __future__ import annotations
 
 import threading
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -281,7 +282,7 @@ with cw_col:
         st.info("Channel attention is off in this configuration.")
     else:
         frame = render.channel_frame(block.channel_weights, st.session_state.sort, st.session_state.topk)
-        st.altair_chart(render.channel_chart(frame, f"{block.name}: channel weights Mc"), width="stretch")
+        st.vega_lite_chart(render.channel_chart(frame, f"{block.name}: channel weights Mc"), width="stretch")
         s = render.weight_stats(block.channel_weights)
         st.dataframe([{"mean": f"{s.mean:.4f}", "std": f"{s.std:.4f}", "min": f"{s.min:.4f}", "max": f"{s.max:.4f}",
                        "entropy": f"{s.entropy:.4f}"}], hide_index=True, width="stretch")
@@ -301,7 +302,7 @@ with sm_col:
             raw = render.overlay(result.view, block.spatial_map, opacity=1.0, **opts)
             st.image(render.side_by_side(raw, render.colorbar(st.session_state.cmap, vmin, vmax, height=raw.shape[0])),
                      caption="the raw map on its own")
-        overlay_png = render.png_bytes(figure)
+        overlay_png = partial(render.png_bytes, figure)  # encoded when the button is clicked, not on every rerun
 
 # ---------------------------------------------------------------- every block
 st.subheader("Every block")
@@ -309,9 +310,9 @@ grid_png = None
 if any(b.spatial_map is not None for b in result.blocks):
     grid = render.grid(result, opacity=st.session_state.opacity, **opts)
     st.image(grid, caption="spatial maps from early (top) to late (bottom) stages")
-    grid_png = render.png_bytes(grid)
+    grid_png = partial(render.png_bytes, grid)
 if any(b.channel_weights is not None for b in result.blocks):
-    st.altair_chart(render.distribution_chart(result), width="stretch")
+    st.vega_lite_chart(render.distribution_chart(result), width="stretch")
 
 # ---------------------------------------------------------------- classroom
 with st.expander("How CBAM works (for the classroom)"):
@@ -341,14 +342,15 @@ config = {"model": st.session_state.model, "variant": card["name"], "attention":
           "order": st.session_state.order, "kernel_size": st.session_state.kernel, "reduction": st.session_state.ratio,
           "image": image_label}
 e1, e2, e3, e4 = st.columns(4)
+saved = dict(on_click="ignore")  # saving a file needs no rerun
 if overlay_png:
-    e1.download_button("Overlay (PNG)", overlay_png, f"{block.name}-overlay.png", "image/png")
+    e1.download_button("Overlay (PNG)", overlay_png, f"{block.name}-overlay.png", "image/png", **saved)
 if grid_png:
-    e2.download_button("Grid (PNG)", grid_png, "attention-grid.png", "image/png")
+    e2.download_button("Grid (PNG)", grid_png, "attention-grid.png", "image/png", **saved)
 if csv:
-    e3.download_button("Channel weights (CSV)", csv, f"{block.name}-channel-weights.csv", "text/csv")
+    e3.download_button("Channel weights (CSV)", csv, f"{block.name}-channel-weights.csv", "text/csv", **saved)
 e4.download_button("Configuration + predictions (JSON)", render.predictions_json(result, config), "cbam-viz.json",
-                   "application/json")
+                   "application/json", **saved)
 
 st.query_params.from_dict({
     "model": st.session_state.model, "ca": int(st.session_state.ca), "sa": int(st.session_state.sa),

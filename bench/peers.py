@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import statistics
 import time
 
@@ -62,9 +63,9 @@ def first_view(model, card, image_bytes: bytes) -> None:
     block = result.blocks[-1]
     render.overlay(result.view, block.spatial_map)
     render.colorbar("jet", *render.value_range(block.spatial_map, "relative"))
-    render.channel_chart(render.channel_frame(block.channel_weights), block.name).to_dict()
-    render.png_bytes(render.grid(result))
-    render.distribution_chart(result).to_dict()
+    json.dumps(render.channel_chart(render.channel_frame(block.channel_weights), block.name))
+    render.grid(result)
+    json.dumps(render.distribution_chart(result))
 
 
 def main() -> None:

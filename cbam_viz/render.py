@@ -6,7 +6,6 @@ import io
 import json
 from dataclasses import dataclass
 
-import altair as alt
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
@@ -144,24 +143,29 @@ def channel_frame(weights: np.ndarray, sort: bool = False, top_k: int = 10) -> p
     return df
 
 
-def channel_chart(frame: pd.DataFrame, title: str) -> alt.Chart:
-    """Bar chart of one block's channel weights, the top-k highlighted."""
-    return (
-        alt.Chart(frame, title=title)
-        .mark_bar()
-        .encode(
-            x=alt.X("position:O", title="channel (sorted by weight)" if frame["rank"].is_monotonic_increasing else "channel",
-                    axis=alt.Axis(labels=len(frame) <= 64)),
-            y=alt.Y("weight:Q", title="channel weight Mc", scale=alt.Scale(domain=[0, 1])),
-            color=alt.condition("datum.top_k", alt.value("#d62728"), alt.value("#4c78a8")),
-            tooltip=["channel", alt.Tooltip("weight:Q", format=".4f"), "rank"],
-        )
-        .properties(height=260)
-    )
+def channel_chart(frame: pd.DataFrame, title: str) -> dict:
+    """Vega-Lite spec of one block's channel weights as bars, the top-k highlighted (data inline)."""
+    sorted_ = bool(frame["rank"].is_monotonic_increasing)
+    return {
+        "title": title,
+        "height": 260,
+        "data": {"values": frame[["position", "channel", "weight", "rank", "top_k"]].to_dict("records")},
+        "mark": "bar",
+        "encoding": {
+            "x": {"field": "position", "type": "ordinal", "title": "channel (sorted by weight)" if sorted_ else "channel",
+                  "axis": {"labels": len(frame) <= 64}},
+            "y": {"field": "weight", "type": "quantitative", "title": "channel weight Mc", "scale": {"domain": [0, 1]}},
+            "color": {"condition": {"test": "datum.top_k", "value": "#d62728"}, "value": "#4c78a8"},
+            "tooltip": [{"field": "channel", "type": "quantitative"},
+                        {"field": "weight", "type": "quantitative", "format": ".4f"},
+                        {"field": "rank", "type": "quantitative"}],
+        },
+    }
 
 
-def distribution_chart(analysis: Analysis, bins: int = 20) -> alt.Chart:
-    """Compact view of every block's channel weights: per block, the share of channels per weight bin."""
+def distribution_chart(analysis: Analysis, bins: int = 20) -> dict:
+    """Vega-Lite spec of every block's channel weights at a glance: per block, the share of channels
+    per weight bin (data inline)."""
     rows = []
     edges = np.linspace(0, 1, bins + 1)
     for b in analysis.blocks:
@@ -172,17 +176,18 @@ def distribution_chart(analysis: Analysis, bins: int = 20) -> alt.Chart:
             rows.append({"block": b.name, "weight from": round(float(lo), 3), "share of channels": float(c)})
     if not rows:
         raise ValueError("this model has no channel attention to show")
-    return (
-        alt.Chart(pd.DataFrame(rows))
-        .mark_rect()
-        .encode(
-            x=alt.X("weight from:O", title="channel weight (bin start)"),
-            y=alt.Y("block:O", sort=None, title=None),
-            color=alt.Color("share of channels:Q", scale=alt.Scale(scheme="blues")),
-            tooltip=["block", "weight from", alt.Tooltip("share of channels:Q", format=".1%")],
-        )
-        .properties(height=28 * len({r["block"] for r in rows}))
-    )
+    return {
+        "height": 28 * len({r["block"] for r in rows}),
+        "data": {"values": rows},
+        "mark": "rect",
+        "encoding": {
+            "x": {"field": "weight from", "type": "ordinal", "title": "channel weight (bin start)"},
+            "y": {"field": "block", "type": "ordinal", "sort": None, "title": None},
+            "color": {"field": "share of channels", "type": "quantitative", "scale": {"scheme": "blues"}},
+            "tooltip": [{"field": "block", "type": "nominal"}, {"field": "weight from", "type": "quantitative"},
+                        {"field": "share of channels", "type": "quantitative", "format": ".1%"}],
+        },
+    }
 
 
 def predictions_json(analysis: Analysis, config: dict) -> str:

@@ -5,7 +5,10 @@ except when CBAM_VIZ_REQUIRE_BROWSER=1 (CI), where a missing browser fails the s
 Screenshots go to test-output/browser/.
 """
 
+import io
+import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +65,19 @@ def test_upload_then_order_and_kernel_change_predictions_and_overlay(server, tmp
         kernel = change_and_wait(page, "Spatial kernel size k", "3", "spatial-first-k3-r16", ordered)
         assert kernel["predictions"] != ordered["predictions"] and kernel["overlay"] != ordered["overlay"]
         page.screenshot(path=OUT / "4-kernel-3.png", full_page=True)
+
+        # exports: the PNGs are encoded when their button is clicked
+        files = {}
+        for label in ("Overlay (PNG)", "Grid (PNG)", "Channel weights (CSV)", "Configuration + predictions (JSON)"):
+            with page.expect_download(timeout=60_000) as download:
+                page.get_by_role("button", name=label).click()
+            files[label] = Path(download.value.path()).read_bytes()
+        for label in ("Overlay (PNG)", "Grid (PNG)"):
+            assert Image.open(io.BytesIO(files[label])).size[0] > 100, label
+        assert files["Channel weights (CSV)"].decode().startswith("channel,weight,rank,top_k")
+        exported = json.loads(files["Configuration + predictions (JSON)"])
+        assert exported["configuration"]["variant"] == "spatial-first-k3-r16"
+        assert [p["class"] for p in exported["predictions"]][0] == "red"  # the tiny family has 3 classes: top-3
         browser.close()
 
 

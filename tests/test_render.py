@@ -2,6 +2,7 @@
 
 import json
 
+import altair as alt
 import numpy as np
 import pytest
 import torch
@@ -88,8 +89,11 @@ def test_grid_and_exports(model, image):
     assert data["configuration"]["order"] == "parallel" and len(data["predictions"]) == 5
     bar = render.colorbar("jet", 0.49, 0.51, height=50)
     assert bar.shape == (66, 100, 3)
-    chart = render.distribution_chart(result).to_dict()
-    assert chart["mark"]["type"] == "rect"
+    for chart in (render.distribution_chart(result), render.channel_chart(frame, "layer1.0")):
+        alt.Chart.from_dict(json.loads(json.dumps(chart)))  # plain JSON, valid Vega-Lite (checked against its schema)
+    assert len(render.distribution_chart(result)["data"]["values"]) == 8 * 20  # 8 blocks x 20 bins
+    bars = render.channel_chart(frame, "layer1.0")["data"]["values"]
+    assert [b["rank"] for b in bars[:3]] == [1, 2, 3] and sum(b["top_k"] for b in bars) == 3
 
 
 def test_grid_without_spatial_attention_says_so(image):
