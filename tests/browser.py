@@ -92,15 +92,23 @@ def state(page) -> dict:
     )
 
 
-def choose(page, label: str, option: str) -> None:
-    """Pick ``option`` in the selectbox labelled ``label``."""
+def choose(page, label: str, option: str) -> float:
+    """Pick ``option`` in the selectbox labelled ``label``; return the time of the pick (perf_counter)."""
     page.get_by_role("combobox", name=label, exact=True).click()
-    page.get_by_role("option", name=option, exact=True).click()
+    pick = page.get_by_role("option", name=option, exact=True)
+    pick.wait_for()
+    t = time.perf_counter()
+    pick.click()
+    return t
 
 
 def change_and_wait(page, label: str, option: str, expected_model: str, before: dict, timeout_ms: int = 60_000) -> dict:
-    """Change a control, wait until the new model's predictions and overlay are on screen; return the new state."""
-    choose(page, label, option)
+    """Change a control, wait until the new model's predictions and overlay are on screen.
+
+    Returns the new state, with ``seconds`` from the pick of the option (the change itself, not
+    opening the list before it) to the page showing the result.
+    """
+    picked = choose(page, label, option)
     page.wait_for_function(
         """([model, overlay]) => {
             const strong = Array.from(document.querySelectorAll('strong')).map(e => e.textContent);
@@ -111,7 +119,8 @@ def change_and_wait(page, label: str, option: str, expected_model: str, before: 
         arg=[expected_model, before["overlay"]],
         timeout=timeout_ms,
     )
-    return state(page)
+    seconds = time.perf_counter() - picked
+    return {**state(page), "seconds": seconds}
 
 
 # ---------------------------------------------------------------- many sessions at once (async Playwright)
