@@ -6,11 +6,11 @@ computed in ``cbam_viz`` or read from a model card.
 
 from __future__ import annotations
 
+import html
 import threading
 from functools import partial
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
 from cbam_viz import render
@@ -245,7 +245,7 @@ with left:
             before = previous["probs"].get(cls)
             delta = "new in top-5" if before is None else f"{100 * (p - before):+.1f} pts"
         rows.append({"class": cls, "probability": f"{100 * p:.1f}%", "change since last configuration": delta})
-    st.table(pd.DataFrame(rows, index=pd.RangeIndex(1, len(rows) + 1, name="rank")))
+    st.container(key="predictions").markdown(render.markdown_table(rows, index="rank"))
     st.session_state.previous = {"image": image_label, "model": model_id,
                                  "probs": {c: float(result.probabilities[card["classes"].index(c)]) for c, _ in result.top}}
 with right:
@@ -258,7 +258,8 @@ with right:
     if card.get("metrics"):
         with st.expander("How it was trained, per-class accuracy"):
             st.markdown(training_summary(card["training"]))
-            st.dataframe({"class": card["classes"], "top-1 %": card["metrics"]["test_per_class_top1"]}, hide_index=True)
+            st.markdown(render.markdown_table([{"class": c, "top-1 %": f"{a:.1f}"} for c, a in
+                                               zip(card["classes"], card["metrics"]["test_per_class_top1"])]))
 
 if not result.blocks:
     st.info("This is the plain ResNet without attention: there is no channel weight or spatial map to show. "
@@ -284,8 +285,8 @@ with cw_col:
         frame = render.channel_frame(block.channel_weights, st.session_state.sort, st.session_state.topk)
         st.vega_lite_chart(render.channel_chart(frame, f"{block.name}: channel weights Mc"), width="stretch")
         s = render.weight_stats(block.channel_weights)
-        st.dataframe([{"mean": f"{s.mean:.4f}", "std": f"{s.std:.4f}", "min": f"{s.min:.4f}", "max": f"{s.max:.4f}",
-                       "entropy": f"{s.entropy:.4f}"}], hide_index=True, width="stretch")
+        st.markdown(render.markdown_table([{"mean": f"{s.mean:.4f}", "std": f"{s.std:.4f}", "min": f"{s.min:.4f}",
+                                            "max": f"{s.max:.4f}", "entropy": f"{s.entropy:.4f}"}]))
         st.caption("entropy: of the weights normalised to sum 1, divided by log C (1 = perfectly even)")
         csv = frame.drop(columns="position").sort_values("channel").to_csv(index=False)
 overlay_png = None
@@ -325,7 +326,7 @@ with st.expander("How CBAM works (for the classroom)"):
         st.markdown(f"**Order** ({order}):")
         st.latex(ORDER_FORMULAS[order])
     st.markdown("**Where CBAM sits**: on the residual branch, after the last BatchNorm, before the addition.")
-    st.code(PLACEMENT, language=None)
+    st.markdown(f"<pre>{html.escape(PLACEMENT)}</pre>", unsafe_allow_html=True)  # no syntax highlighter to load
     cx, ref = card["complexity"], reference()
     st.markdown(
         f"**This configuration**: {cx['params']:,} parameters, of which {cx['attention_params']:,} in CBAM; "
@@ -335,7 +336,8 @@ with st.expander("How CBAM works (for the classroom)"):
         f"{ref['flops']:,} FLOPs (thop's counting rules)."
         + (f"  \n**Accuracy** (model card): {card['metrics']['test_top1']:.2f}% top-1." if card.get("metrics") else "")
     )
-    st.dataframe([{"block": n, **v} for n, v in cx["blocks"].items()], hide_index=True)
+    st.markdown(render.markdown_table([{"CBAM block": n, "parameters": f"{v['params']:,}", "FLOPs": f"{v['flops']:,}"}
+                                        for n, v in cx["blocks"].items()]))
 
 # ---------------------------------------------------------------- exports and the shareable URL
 config = {"model": st.session_state.model, "variant": card["name"], "attention": attention,

@@ -190,6 +190,19 @@ def distribution_chart(analysis: Analysis, bins: int = 20) -> dict:
     }
 
 
+def markdown_table(rows: list[dict], index: str | None = None) -> str:
+    """``rows`` (dicts with the same keys) as a Markdown table; with ``index``, a first column of
+    that name numbering the rows from 1. Markdown tables need no data-grid code in the browser."""
+    if not rows:
+        raise ValueError("a table needs at least one row")
+    header = ([index] if index else []) + list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for i, row in enumerate(rows, 1):
+        cells = ([str(i)] if index else []) + [str(v).replace("|", "\\|") for v in row.values()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def predictions_json(analysis: Analysis, config: dict) -> str:
     """The configuration and predictions as JSON, for export."""
     return json.dumps({"configuration": config,

@@ -86,7 +86,7 @@ def state(page) -> dict:
         """() => ({
             model: (Array.from(document.querySelectorAll('strong')).map(e => e.textContent)
                     .find(t => /^(channel|spatial|parallel|plain)/.test(t)) || ''),
-            predictions: (document.querySelector('[data-testid="stTable"]') || {}).innerText || '',
+            predictions: (document.querySelector('.st-key-predictions table') || {}).innerText || '',
             overlay: (Array.from(document.images).find(i => i.src.includes('/media/')) || {}).src || '',
         })"""
     )
@@ -125,7 +125,7 @@ def change_and_wait(page, label: str, option: str, expected_model: str, before: 
 
 # ---------------------------------------------------------------- many sessions at once (async Playwright)
 PREDICTIONS_JS = """() => {
-    const t = document.querySelector('[data-testid="stTable"]');
+    const t = document.querySelector('.st-key-predictions table');
     if (!t) return null;
     return Array.from(t.querySelectorAll('tbody tr')).map(r => {
         const cells = Array.from(r.querySelectorAll('th, td')).map(c => c.innerText.trim());

@@ -62,6 +62,16 @@ def test_weight_stats_by_hand():
     assert render.weight_stats(p).entropy == pytest.approx(-(p * np.log(p)).sum() / np.log(3))
 
 
+def test_markdown_table_numbers_rows_and_escapes_pipes():
+    table = render.markdown_table([{"class": "cat|dog", "probability": "61.0%"}, {"class": "ship", "probability": "9.5%"}],
+                                  index="rank")
+    assert table.splitlines() == ["| rank | class | probability |", "| --- | --- | --- |",
+                                  "| 1 | cat\\|dog | 61.0% |", "| 2 | ship | 9.5% |"]
+    assert render.markdown_table([{"a": 1}]).splitlines()[2] == "| 1 |"
+    with pytest.raises(ValueError, match="at least one row"):
+        render.markdown_table([])
+
+
 def test_overlay_and_upsampling():
     view = np.zeros((8, 8, 3), np.uint8)
     m = np.array([[0.0, 1.0], [1.0, 0.0]], np.float32)
