@@ -288,7 +288,7 @@ with cw_col:
         st.markdown(render.markdown_table([{"mean": f"{s.mean:.4f}", "std": f"{s.std:.4f}", "min": f"{s.min:.4f}",
                                             "max": f"{s.max:.4f}", "entropy": f"{s.entropy:.4f}"}]))
         st.caption("entropy: of the weights normalised to sum 1, divided by log C (1 = perfectly even)")
-        csv = frame.drop(columns="position").sort_values("channel").to_csv(index=False)
+        csv = partial(render.channel_csv, frame)  # built when the button is clicked
 overlay_png = None
 with sm_col:
     if block.spatial_map is None:

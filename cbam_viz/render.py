@@ -143,6 +143,11 @@ def channel_frame(weights: np.ndarray, sort: bool = False, top_k: int = 10) -> p
     return df
 
 
+def channel_csv(frame: pd.DataFrame) -> str:
+    """A :func:`channel_frame` as CSV in channel order: channel, weight, rank, top_k."""
+    return frame.drop(columns="position").sort_values("channel").to_csv(index=False)
+
+
 def channel_chart(frame: pd.DataFrame, title: str) -> dict:
     """Vega-Lite spec of one block's channel weights as bars, the top-k highlighted (data inline)."""
     sorted_ = bool(frame["rank"].is_monotonic_increasing)

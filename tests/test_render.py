@@ -95,6 +95,9 @@ def test_grid_and_exports(model, image):
     assert png.startswith(b"\x89PNG")
     frame = render.channel_frame(result.block("layer1.0").channel_weights, sort=True, top_k=3)
     assert frame["weight"].is_monotonic_decreasing and frame["top_k"].sum() == 3 and list(frame["rank"][:3]) == [1, 2, 3]
+    rows = render.channel_csv(frame).splitlines()
+    assert rows[0] == "channel,weight,rank,top_k" and len(rows) == 1 + len(frame)
+    assert [int(r.split(",")[0]) for r in rows[1:]] == list(range(len(frame)))  # channel order, not rank order
     data = json.loads(render.predictions_json(result, {"order": "parallel"}))
     assert data["configuration"]["order"] == "parallel" and len(data["predictions"]) == 5
     bar = render.colorbar("jet", 0.49, 0.51, height=50)
