@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -195,6 +196,9 @@ def distribution_chart(analysis: Analysis, bins: int = 20) -> dict:
     }
 
 
+MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]<>|$#~]")  # escaped in table cells: a class name is shown as typed
+
+
 def markdown_table(rows: list[dict], index: str | None = None) -> str:
     """``rows`` (dicts with the same keys) as a Markdown table; with ``index``, a first column of
     that name numbering the rows from 1. Markdown tables need no data-grid code in the browser."""
@@ -203,7 +207,7 @@ def markdown_table(rows: list[dict], index: str | None = None) -> str:
     header = ([index] if index else []) + list(rows[0])
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for i, row in enumerate(rows, 1):
-        cells = ([str(i)] if index else []) + [str(v).replace("|", "\\|") for v in row.values()]
+        cells = ([str(i)] if index else []) + [MARKDOWN_SPECIAL.sub(r"\\\g<0>", str(v)) for v in row.values()]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -68,6 +68,7 @@ def test_markdown_table_numbers_rows_and_escapes_pipes():
     assert table.splitlines() == ["| rank | class | probability |", "| --- | --- | --- |",
                                   "| 1 | cat\\|dog | 61.0% |", "| 2 | ship | 9.5% |"]
     assert render.markdown_table([{"a": 1}]).splitlines()[2] == "| 1 |"
+    assert render.markdown_table([{"class": "$5_bill *new*"}]).splitlines()[2] == r"| \$5\_bill \*new\* |"
     with pytest.raises(ValueError, match="at least one row"):
         render.markdown_table([])
 
