@@ -15,6 +15,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 ROOT = Path(__file__).resolve().parent.parent
+PREDICTIONS_TABLE = ".st-key-predictions table"  # the top-5 table, in st.container(key="predictions")
 
 
 def browser_missing() -> str | None:
@@ -83,12 +84,13 @@ def wait_ready(page, timeout_ms: int = 120_000) -> None:
 def state(page) -> dict:
     """What the page shows now: model name, predictions table text, overlay image URL."""
     return page.evaluate(
-        """() => ({
+        """(table) => ({
             model: (Array.from(document.querySelectorAll('strong')).map(e => e.textContent)
                     .find(t => /^(channel|spatial|parallel|plain)/.test(t)) || ''),
-            predictions: (document.querySelector('.st-key-predictions table') || {}).innerText || '',
+            predictions: (document.querySelector(table) || {}).innerText || '',
             overlay: (Array.from(document.images).find(i => i.src.includes('/media/')) || {}).src || '',
-        })"""
+        })""",
+        PREDICTIONS_TABLE,
     )
 
 
@@ -124,8 +126,8 @@ def change_and_wait(page, label: str, option: str, expected_model: str, before: 
 
 
 # ---------------------------------------------------------------- many sessions at once (async Playwright)
-PREDICTIONS_JS = """() => {
-    const t = document.querySelector('.st-key-predictions table');
+PREDICTIONS_JS = """(table) => {
+    const t = document.querySelector(table);
     if (!t) return null;
     return Array.from(t.querySelectorAll('tbody tr')).map(r => {
         const cells = Array.from(r.querySelectorAll('th, td')).map(c => c.innerText.trim());
@@ -148,7 +150,7 @@ async def wait_rows(page, expected: list[list[str]], timeout_s: float = 180.0) -
     deadline = loop.time() + timeout_s
     rows = None
     while loop.time() < deadline:
-        rows = await page.evaluate(PREDICTIONS_JS)
+        rows = await page.evaluate(PREDICTIONS_JS, PREDICTIONS_TABLE)
         if rows == expected:
             return None
         await asyncio.sleep(0.05)

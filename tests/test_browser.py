@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .browser import (PREDICTIONS_JS, ROOT, browser_missing, change_and_wait, launch, start_server, state, stop_server,
-                      wait_ready)
+from .browser import (PREDICTIONS_JS, PREDICTIONS_TABLE, ROOT, browser_missing, change_and_wait, launch, start_server,
+                      state, stop_server, wait_ready)
 
 REASON = browser_missing()
 if REASON and os.environ.get("CBAM_VIZ_REQUIRE_BROWSER") == "1":
@@ -51,11 +51,11 @@ def test_upload_then_order_and_kernel_change_predictions_and_overlay(server, tmp
 
         page.get_by_text("Upload", exact=True).click()
         page.locator('input[type="file"]').first.set_input_files(str(photo))
-        page.wait_for_function("(before) => (document.querySelector('.st-key-predictions table') || {}).innerText"
-                               " !== before", arg=first["predictions"], timeout=60_000)
+        page.wait_for_function("([table, before]) => (document.querySelector(table) || {}).innerText !== before",
+                               arg=[PREDICTIONS_TABLE, first["predictions"]], timeout=60_000)
         wait_ready(page)
         uploaded = state(page)
-        assert page.evaluate(PREDICTIONS_JS)[0][0] == "red"  # (class, probability) of the best row
+        assert page.evaluate(PREDICTIONS_JS, PREDICTIONS_TABLE)[0][0] == "red"  # (class, probability) of the best row
         page.screenshot(path=OUT / "2-uploaded.png", full_page=True)
 
         ordered = change_and_wait(page, "Order", "spatial-first", "spatial-first-k7-r16", uploaded)
