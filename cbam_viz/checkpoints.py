@@ -169,9 +169,10 @@ def _short(names: list[str], limit: int = 6) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def load_state(model: nn.Module, state: Mapping[str, Tensor]) -> None:
+def load_state(model: nn.Module, state: Mapping[str, Tensor], assign: bool = False) -> None:
     """Load a native state dict strictly; on any mismatch raise :class:`WeightsError` naming the
-    missing, unexpected and mis-shaped keys."""
+    missing, unexpected and mis-shaped keys. ``assign=True`` makes ``state``'s tensors the model's
+    own (for a model built on the meta device) instead of copying them in."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -186,7 +187,7 @@ def load_state(model: nn.Module, state: Mapping[str, Tensor]) -> None:
         if misshaped:
             parts.append(f"{len(misshaped)} mis-shaped (checkpoint vs model): {_short(misshaped)}")
         raise WeightsError("checkpoint does not fit the model; " + "; ".join(parts))
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=True, assign=assign)
 
 
 def load_checkpoint(path: str | os.PathLike, model: CBAMResNet | None = None) -> tuple[CBAMResNet, dict]:

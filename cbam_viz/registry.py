@@ -10,6 +10,8 @@ the canonical model store only what they trained; the shared backbone is read on
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +88,7 @@ class Family:
                 if "architecture" in card and "weights" in card:
                     self.cards[key_of(card)] = card
         self._backbones: dict[str, dict[str, Tensor]] = {}
+        self._skeletons: dict[str, CBAMResNet] = {}
 
     def keys(self) -> list[VariantKey]:
         """Every configuration that has trained weights."""
@@ -119,6 +122,15 @@ class Family:
             self._backbones[info["sha256"]] = read_weights(self._verified(info["file"], info["sha256"]))
         return self._backbones[info["sha256"]]
 
+    def _empty_model(self, arch: dict) -> CBAMResNet:
+        """A network for ``arch`` whose tensors are on the meta device (shapes, no data): a copy of a
+        skeleton built once per architecture, which skips the random initialisation that the
+        weights replace anyway (most of a switch's time otherwise)."""
+        key = json.dumps(arch, sort_keys=True)
+        if key not in self._skeletons:
+            self._skeletons[key] = build_model(arch).to("meta")
+        return copy.deepcopy(self._skeletons[key])
+
     def load_variant(self, order: str = "channel-first", kernel_size: int = 7, reduction: int = 16,
                      attention: str = "both") -> tuple[CBAMResNet, dict]:
         """The trained model (eval mode) and its card for a configuration of the sidebar's controls.
@@ -131,12 +143,13 @@ class Family:
         """Like :meth:`load_variant`, for a :class:`VariantKey`."""
         card = self.card(key)
         own = read_weights(self._verified(card["weights"]["file"], card["weights"]["sha256"]))
-        model = build_model(card["architecture"])
+        model = self._empty_model(card["architecture"])
         state = own
         if card.get("backbone"):
             backbone = self._backbone(card["backbone"])
             wanted = model.state_dict()
-            # attention tensors always come from the variant's own file, never from the backbone
-            state = {k: v for k, v in backbone.items() if k in wanted and ".cbam." not in k} | own
-        load_state(model, state)
+            # attention tensors always come from the variant's own file, never from the backbone;
+            # the backbone's are copied, so that no two loaded models share a tensor
+            state = {k: v.clone() for k, v in backbone.items() if k in wanted and ".cbam." not in k} | own
+        load_state(model, state, assign=True)
         return model.eval(), card

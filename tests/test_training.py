@@ -9,7 +9,7 @@ import torch
 from cbam_viz import evaluate, family, train
 from cbam_viz.cards import training_summary
 from cbam_viz.registry import DEFAULT_ROOT, Family, VariantNotFound, key_of
-from cbam_viz.weights import sha256_file
+from cbam_viz.weights import read_weights, sha256_file
 
 from .conftest import CLASSES, make_image_folder
 
@@ -133,6 +133,28 @@ def test_registry_loads_variants_and_caches_backbone(tiny_family):
     with pytest.raises(VariantNotFound) as e:
         fam.load_variant("parallel", 7, 32)
     assert "parallel, k=7, r=32" in str(e.value) and "spatial-first, k=3, r=8" in str(e.value)
+
+
+def test_registry_models_own_their_tensors(tiny_family):
+    """Variants are built from a data-less skeleton: every tensor comes from the weights, none is
+    left on the meta device, and no two loaded models (nor the backbone cache) share storage."""
+    fam = Family(tiny_family)
+    first, card = fam.load_variant("spatial-first", 3, 8)
+    again, _ = fam.load_variant("spatial-first", 3, 8)
+    backbone = next(iter(fam._backbones.values()))
+    own = read_weights(tiny_family / card["weights"]["file"])
+    ptrs = {}
+    for name, model in (("first", first), ("again", again)):
+        state = model.state_dict()
+        assert not any(t.is_meta for t in state.values())
+        for key, tensor in state.items():
+            if key not in own:
+                assert torch.equal(tensor, backbone[key]) and tensor.data_ptr() != backbone[key].data_ptr()
+            ptrs.setdefault(tensor.data_ptr(), []).append((name, key))
+    assert all(len(owners) == 1 for ptr, owners in ptrs.items() if ptr)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(first(x), again(x))
 
 
 def test_registry_refuses_tampered_weights(tiny_family, tmp_path):
