@@ -5,7 +5,13 @@ its own saved inputs, over and over, so that they stay in the CPU caches. The ga
 is what the gates' passes over the feature maps cost when the maps come from memory, as they do in
 a real forward. Also prints the whole forward against the same network built without attention.
 
-    python bench/cbam_cost.py [--runs 25]
+With ``--ablate``, times the forward against torchvision's ResNet-50 (interleaved, in one process)
+with parts of the gates' arithmetic taken out, to show which part costs what: the gates as they
+are; the channel gate without its shared MLP; both gates replaced by constants (only the
+multiplications left); and every CBAM module compiled by ``torch.compile``, which fuses the gates'
+passes over the feature map (needs a C++ compiler; the first run compiles for ~30 s).
+
+    python bench/cbam_cost.py [--runs 25] [--ablate]
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cbam_viz.attention import CBAM, CBAMConfig  # noqa: E402
+from cbam_viz.attention import CBAM, CBAMConfig, ChannelAttention, SpatialAttention  # noqa: E402
 from cbam_viz.resnet import cbam_resnet50  # noqa: E402
 
 
@@ -28,9 +34,72 @@ def median_ms(times: list[float]) -> float:
     return statistics.median(times) * 1e3
 
 
+def channel_without_mlp(self: ChannelAttention, x: torch.Tensor) -> torch.Tensor:
+    return (x.mean((2, 3), keepdim=True) + x.amax((2, 3), keepdim=True)).sigmoid_()
+
+
+def channel_constant(self: ChannelAttention, x: torch.Tensor) -> torch.Tensor:
+    return x.new_full((x.shape[0], x.shape[1], 1, 1), 0.5)
+
+
+def spatial_constant(self: SpatialAttention, x: torch.Tensor) -> torch.Tensor:
+    return x.new_full((x.shape[0], 1, *x.shape[2:]), 0.5)
+
+
+def ablate(model: torch.nn.Module, x: torch.Tensor, runs: int) -> None:
+    """The forward against torchvision's ResNet-50 with parts of the gates' arithmetic removed."""
+    from torchvision.models import resnet50
+
+    reference = resnet50().eval()
+    gates = [m for m in model.modules() if isinstance(m, CBAM)]
+    compiled = [torch.compile(m.forward, dynamic=False) for m in gates]
+    as_is = (ChannelAttention.forward, SpatialAttention.forward)
+    setups = {
+        "gates as they are": as_is,
+        "channel gate without its MLP": (channel_without_mlp, as_is[1]),
+        "both gates constant (multiplications only)": (channel_constant, spatial_constant),
+        "CBAM modules compiled (torch.compile)": as_is,
+    }
+
+    def use(name: str) -> None:
+        ChannelAttention.forward, SpatialAttention.forward = setups[name]
+        for gate, fused in zip(gates, compiled):
+            if name.startswith("CBAM modules compiled"):
+                gate.forward = fused
+            else:
+                gate.__dict__.pop("forward", None)
+
+    def timed(net: torch.nn.Module) -> float:
+        t = time.perf_counter()
+        net(x)
+        return time.perf_counter() - t
+
+    pairs: dict[str, list[tuple[float, float]]] = {name: [] for name in setups}
+    with torch.no_grad():
+        try:
+            for name in setups:
+                use(name)
+                model(x), model(x)  # warm-up (and compilation)
+            for i in range(runs):
+                for name in setups:
+                    use(name)
+                    if i % 2:
+                        ours, theirs = timed(model), timed(reference)
+                    else:
+                        theirs, ours = timed(reference), timed(model)
+                    pairs[name].append((ours, theirs))
+        finally:
+            use("gates as they are")
+    print(f"\n{'ours / torchvision ResNet-50':<46}{'median ratio':>13}{'min ours ms':>13}{'min tv ms':>11}")
+    for name, ts in pairs.items():
+        ratio = statistics.median(a / b for a, b in ts)
+        print(f"{name:<46}{ratio:>13.3f}{min(a for a, _ in ts) * 1e3:>13.1f}{min(b for _, b in ts) * 1e3:>11.1f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=25)
+    p.add_argument("--ablate", action="store_true", help="also time the forward with parts of the gates removed")
     args = p.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(0)
@@ -89,6 +158,8 @@ def main() -> None:
     print(f"{'all 16 CBAMs':<34}{total_net:>15.2f}{total_cached:>18.2f}")
     print(f"forward: with CBAM {median_ms(forward):.1f} ms, same network without attention {median_ms(bare):.1f} ms "
           f"(+{median_ms(forward) - median_ms(bare):.1f} ms)")
+    if args.ablate:
+        ablate(model, x, args.runs)
 
 
 if __name__ == "__main__":
