@@ -121,6 +121,7 @@ sb.title("cbam-viz")
 sb.radio("Model", MODELS, at(MODELS, "model"), key="model",
          format_func={"cifar10": "Built-in CIFAR-10 family", "imagenet": "ImageNet CBAM-ResNet-50"}.get)
 builtin = st.session_state.model == "cifar10"
+weights_box = sb.container()  # the ImageNet model's weights source, filled in below, shown under the model choice
 sb.subheader("Attention")
 c1, c2 = sb.columns(2)
 c1.toggle("Channel", start["ca"], key="ca", disabled=not builtin)
@@ -147,6 +148,8 @@ sb.checkbox("Sort channels by weight", start["sort"], key="sort")
 sb.number_input("Highlight top-k channels", 1, 64, start["topk"], key="topk")
 show_raw = sb.checkbox("Show the raw map on its own")
 
+st.title("What does CBAM attend to?")
+
 # ---------------------------------------------------------------- the model
 attention = {(True, True): "both", (True, False): "channel", (False, True): "spatial", (False, False): "none"}[
     (st.session_state.ca, st.session_state.sa)]
@@ -161,14 +164,15 @@ if builtin:
 else:
     cache = DEFAULT_CACHE
     cached = cache / CBAM_RESNET50.file_name
-    source = sb.radio("ImageNet weights", ["download", "path", "upload"], horizontal=True, key="weights_source",
-                      format_func={"download": "download", "path": "local file", "upload": "upload"}.get)
+    source = weights_box.radio("ImageNet weights", ["download", "path", "upload"], horizontal=True,
+                               key="weights_source",
+                               format_func={"download": "download", "path": "local file", "upload": "upload"}.get)
     weights_path = None
     if source == "download":
         if cached.is_file() and verified(str(cached), cached.stat().st_mtime_ns, CBAM_RESNET50.checksum):
             weights_path = cached
-        elif sb.button(f"Download from {CBAM_RESNET50.source}", key="download"):
-            bar = sb.progress(0.0, "downloading…")
+        elif weights_box.button(f"Download from {CBAM_RESNET50.source}", key="download"):
+            bar = weights_box.progress(0.0, "downloading…")
             shown = {"mb": -1}
 
             def progress(done: int, total: int | None) -> None:
@@ -179,15 +183,15 @@ else:
             try:
                 weights_path = fetch(CBAM_RESNET50, cache, progress)
             except DownloadError as e:
-                sb.error(f"Download failed: {e}")
+                weights_box.error(f"Download failed: {e}")
     elif source == "path":
-        text = sb.text_input("Path to a .pth / .safetensors checkpoint (official, pytorchcv or timm format)",
-                             key="weights_path")
+        text = weights_box.text_input("Path to a .pth / .safetensors checkpoint (official, pytorchcv or timm format)",
+                                      key="weights_path")
         if text:
             weights_path = Path(text).expanduser()
     else:
-        up = sb.file_uploader("Checkpoint", type=["pth", "pt", "tar", "safetensors"], key="weights_upload",
-                              max_upload_size=MAX_WEIGHTS_BYTES // 2**20)
+        up = weights_box.file_uploader("Checkpoint", type=["pth", "pt", "tar", "safetensors"], key="weights_upload",
+                                       max_upload_size=MAX_WEIGHTS_BYTES // 2**20)
         stored = st.session_state.get("stored_upload")  # (file id, path): store each upload once, not every rerun
         if up is not None and stored and stored[0] == up.file_id and Path(stored[1]).is_file():
             weights_path = Path(stored[1])
@@ -196,10 +200,10 @@ else:
                 weights_path = uploads().put(up.getvalue(), Path(up.name).suffix.lower())
                 st.session_state.stored_upload = (up.file_id, str(weights_path))
             except WeightsError as e:
-                sb.error(str(e))
+                weights_box.error(str(e))
     if weights_path is None:
-        st.info("Choose ImageNet weights in the sidebar (this machine may be offline: the built-in CIFAR-10 family "
-                "works without a network).")
+        st.info("Choose where the ImageNet weights come from in the sidebar, under Model (this machine may be "
+                "offline: the built-in CIFAR-10 family works without a network).")
         st.stop()
     try:
         model, card, lock = imagenet_model(str(weights_path), st.session_state.order)
@@ -209,7 +213,6 @@ else:
     model_id = f"imagenet/{card['weights']['sha256']}/{st.session_state.order}"
 
 # ---------------------------------------------------------------- the image
-st.title("What does CBAM attend to?")
 source = st.radio("Image", ["gallery", "upload", "camera"], horizontal=True, key="source",
                   format_func={"gallery": "Gallery", "upload": "Upload", "camera": "Camera"}.get)
 image_bytes, image_label = None, None

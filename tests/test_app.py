@@ -148,6 +148,8 @@ def test_imagenet_bad_file_and_offline_download(app, tmp_path, monkeypatch):
     bad.write_bytes(b"garbage")
     app.sidebar.radio(key="model").set_value("imagenet").run()
     assert any("offline" in i.value for i in app.info)
+    assert [t.value for t in app.main.title] == ["What does CBAM attend to?"]
+    assert [r.key for r in app.sidebar.radio][:2] == ["model", "weights_source"]  # the source sits under the model
     app.sidebar.radio(key="weights_source").set_value("path").run()
     app.sidebar.text_input(key="weights_path").input(str(bad)).run()
     assert not app.exception and "cannot be used" in app.error[0].value
