@@ -183,7 +183,7 @@ def distribution_chart(analysis: Analysis, bins: int = 20) -> dict:
     if not rows:
         raise ValueError("this model has no channel attention to show")
     return {
-        "height": 28 * len({r["block"] for r in rows}),
+        "height": {"step": 24},  # one 24 px row per block, so every block keeps its label
         "data": {"values": rows},
         "mark": "rect",
         "encoding": {
