@@ -240,17 +240,23 @@ if result is None:
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Top-5 predictions")
-    previous = st.session_state.get("previous")
+    # compared with the last other configuration of the same image; display changes keep that baseline
+    shown = (image_label, model_id)
+    last = st.session_state.get("last")
+    if last and last["shown"] != shown:
+        st.session_state.baseline = last if last["shown"][0] == image_label else None
+    baseline = st.session_state.get("baseline")
+    compare = baseline is not None and baseline["shown"][0] == image_label and baseline["shown"][1] != model_id
     rows = []
     for cls, p in result.top:
-        delta = ""
-        if previous and previous["image"] == image_label and previous["model"] != model_id:
-            before = previous["probs"].get(cls)
-            delta = "new in top-5" if before is None else f"{100 * (p - before):+.1f} pts"
-        rows.append({"class": cls, "probability": f"{100 * p:.1f}%", "change since last configuration": delta})
+        row = {"class": cls, "probability": f"{100 * p:.1f}%"}
+        if compare:
+            before = baseline["probs"].get(cls)
+            row["change since last configuration"] = "new in top-5" if before is None else f"{100 * (p - before):+.1f} pts"
+        rows.append(row)
     st.container(key="predictions").markdown(render.markdown_table(rows, index="rank"))
-    st.session_state.previous = {"image": image_label, "model": model_id,
-                                 "probs": {c: float(result.probabilities[card["classes"].index(c)]) for c, _ in result.top}}
+    st.session_state.last = {"shown": shown,
+                             "probs": {c: float(result.probabilities[card["classes"].index(c)]) for c, _ in result.top}}
 with right:
     st.subheader("This model")
     st.markdown(f"**{card['name']}**: {card['training']['trained']}")

@@ -45,6 +45,7 @@ def png(colour, size=(40, 30)):
 def test_first_screen_is_a_sample_already_analysed(app):
     assert not app.error
     assert len(predictions(app)) == 3  # the tiny family has 3 classes
+    assert list(prediction_rows(app)[0]) == ["rank", "class", "probability"]  # no change column: nothing to compare
     assert model_name(app) == "channel-first-k7-r16"
     assert app.selectbox(key="block").value == "layer4.1"
     captions = [c for image in app.image for c in image.captions]
@@ -87,7 +88,10 @@ def test_each_control_loads_its_variant_and_changes_the_numbers(app, control, ke
     assert not app.exception and not app.error
     assert model_name(app) == expected
     assert predictions(app) != before
-    assert any("pts" in r["change since last configuration"] for r in prediction_rows(app))
+    changes = [r["change since last configuration"] for r in prediction_rows(app)]
+    assert any("pts" in c for c in changes)
+    app.sidebar.selectbox(key="cmap").set_value("viridis").run()  # a display change keeps the comparison
+    assert [r["change since last configuration"] for r in prediction_rows(app)] == changes
 
 
 def test_both_gates_off_is_the_plain_baseline(app):
