@@ -335,7 +335,10 @@ with st.expander("How CBAM works (for the classroom)"):
         st.markdown(f"**Order** ({order}):")
         st.latex(ORDER_FORMULAS[order])
     st.markdown("**Where CBAM sits**: on the residual branch, after the last BatchNorm, before the addition.")
-    st.markdown(f"<pre>{html.escape(PLACEMENT)}</pre>", unsafe_allow_html=True)  # no syntax highlighter to load
+    # a monospace block that keeps its line breaks, without loading st.code's syntax highlighter
+    # (Streamlit turns a bare <pre> into a proportional-font <div>)
+    st.markdown(f'<div class="placement" style="white-space: pre; font-family: monospace; overflow-x: auto; '
+                f'line-height: 1.3; margin-bottom: 1rem">{html.escape(PLACEMENT)}</div>', unsafe_allow_html=True)
     cx, ref = card["complexity"], reference()
     st.markdown(
         f"**This configuration**: {cx['params']:,} parameters, of which {cx['attention_params']:,} in CBAM; "

@@ -79,6 +79,14 @@ def test_upload_then_order_and_kernel_change_predictions_and_overlay(server, tmp
         exported = json.loads(files["Configuration + predictions (JSON)"])
         assert exported["configuration"]["variant"] == "spatial-first-k3-r16"
         assert [p["class"] for p in exported["predictions"]][0] == "red"  # the tiny family has 3 classes: top-3
+
+        # the classroom panel's block diagram keeps its three lines, in a monospace font
+        page.get_by_text("How CBAM works (for the classroom)").click()
+        diagram = page.locator(".placement")
+        diagram.wait_for(timeout=30_000)
+        assert diagram.inner_text().count("\n") == 2 and "shortcut" in diagram.inner_text()
+        assert diagram.evaluate("e => getComputedStyle(e).fontFamily") == "monospace"
+        page.screenshot(path=OUT / "5-classroom.png", full_page=True)
         browser.close()
 
 
