@@ -355,16 +355,16 @@ with st.expander("How CBAM works (for the classroom)"):
 config = {"model": st.session_state.model, "variant": card["name"], "attention": attention,
           "order": st.session_state.order, "kernel_size": st.session_state.kernel, "reduction": st.session_state.ratio,
           "image": image_label}
-e1, e2, e3, e4 = st.columns(4)
+exports = st.container(horizontal=True)  # one row of buttons at their natural widths, wrapping when narrow
 saved = dict(on_click="ignore")  # saving a file needs no rerun
 if overlay_png:
-    e1.download_button("Overlay (PNG)", overlay_png, f"{block.name}-overlay.png", "image/png", **saved)
+    exports.download_button("Overlay (PNG)", overlay_png, f"{block.name}-overlay.png", "image/png", **saved)
 if grid_png:
-    e2.download_button("Grid (PNG)", grid_png, "attention-grid.png", "image/png", **saved)
+    exports.download_button("Grid (PNG)", grid_png, "attention-grid.png", "image/png", **saved)
 if csv:
-    e3.download_button("Channel weights (CSV)", csv, f"{block.name}-channel-weights.csv", "text/csv", **saved)
-e4.download_button("Configuration + predictions (JSON)", render.predictions_json(result, config), "cbam-viz.json",
-                   "application/json", **saved)
+    exports.download_button("Channel weights (CSV)", csv, f"{block.name}-channel-weights.csv", "text/csv", **saved)
+exports.download_button("Configuration + predictions (JSON)", render.predictions_json(result, config),
+                        "cbam-viz.json", "application/json", **saved)
 
 st.query_params.from_dict({
     "model": st.session_state.model, "ca": int(st.session_state.ca), "sa": int(st.session_state.sa),
