@@ -252,10 +252,13 @@ with left:
         row = {"class": cls, "probability": f"{100 * p:.1f}%"}
         if compare:
             before = baseline["probs"].get(cls)
-            row["change since last configuration"] = "new in top-5" if before is None else f"{100 * (p - before):+.1f} pts"
+            row["change (pts)"] = "new" if before is None else render.points(p - before)
         rows.append(row)
     st.container(key="predictions").markdown(render.markdown_table(rows, index="rank"))
-    st.session_state.last = {"shown": shown,
+    if compare:
+        st.caption(f"change (pts): in percentage points since {baseline['name']} on the same image "
+                   "(new: not in its top-5)")
+    st.session_state.last = {"shown": shown, "name": card["name"],
                              "probs": {c: float(result.probabilities[card["classes"].index(c)]) for c, _ in result.top}}
 with right:
     st.subheader("This model")

@@ -196,6 +196,13 @@ def distribution_chart(analysis: Analysis, bins: int = 20) -> dict:
     }
 
 
+def points(delta: float) -> str:
+    """A change of probability in percentage points, signed, one decimal: ``+1.2``; ``0.0`` when it
+    rounds to zero (never ``-0.0``)."""
+    text = f"{100 * delta:+.1f}"
+    return "0.0" if float(text) == 0 else text
+
+
 MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]<>|$#~]")  # escaped in table cells: a class name is shown as typed
 
 

@@ -88,10 +88,11 @@ def test_each_control_loads_its_variant_and_changes_the_numbers(app, control, ke
     assert not app.exception and not app.error
     assert model_name(app) == expected
     assert predictions(app) != before
-    changes = [r["change since last configuration"] for r in prediction_rows(app)]
-    assert any("pts" in c for c in changes)
+    changes = [r["change (pts)"] for r in prediction_rows(app)]
+    assert any(c != "0.0" and c[0] in "+-" for c in changes)
+    assert any("since channel-first-k7-r16 on the same image" in c.value for c in app.caption)
     app.sidebar.selectbox(key="cmap").set_value("viridis").run()  # a display change keeps the comparison
-    assert [r["change since last configuration"] for r in prediction_rows(app)] == changes
+    assert [r["change (pts)"] for r in prediction_rows(app)] == changes
 
 
 def test_both_gates_off_is_the_plain_baseline(app):

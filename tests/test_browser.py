@@ -60,7 +60,7 @@ def test_upload_then_order_and_kernel_change_predictions_and_overlay(server, tmp
 
         ordered = change_and_wait(page, "Order", "spatial-first", "spatial-first-k7-r16", uploaded)
         assert ordered["predictions"] != uploaded["predictions"] and ordered["overlay"] != uploaded["overlay"]
-        assert "pts" in ordered["predictions"]  # the change since the last configuration is shown
+        assert "change (pts)" in ordered["predictions"]  # the change since the last configuration is shown
         page.screenshot(path=OUT / "3-spatial-first.png", full_page=True)
 
         kernel = change_and_wait(page, "Spatial kernel size k", "3", "spatial-first-k3-r16", ordered)

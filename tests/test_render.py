@@ -116,3 +116,9 @@ def test_grid_without_spatial_attention_says_so(image):
     result = analyse(channel_only, image, CARD)
     with pytest.raises(ValueError, match="no spatial attention"):
         render.grid(result)
+
+
+@pytest.mark.parametrize("delta,text", [(0.0123, "+1.2"), (-0.2, "-20.0"), (-0.0004, "0.0"),
+                                        (0.0004, "0.0"), (0.0, "0.0")])
+def test_points_are_signed_and_never_negative_zero(delta, text):
+    assert render.points(delta) == text
