@@ -240,22 +240,22 @@ if result is None:
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Top-5 predictions")
-    # compared with the last other configuration of the same image; display changes keep that baseline
+    # a new configuration is compared with the previous one of the same image (a new image starts
+    # afresh); reruns that change only the display keep that baseline
     shown = (image_label, model_id)
     last = st.session_state.get("last")
     if last and last["shown"] != shown:
         st.session_state.baseline = last if last["shown"][0] == image_label else None
     baseline = st.session_state.get("baseline")
-    compare = baseline is not None and baseline["shown"][0] == image_label and baseline["shown"][1] != model_id
     rows = []
     for cls, p in result.top:
         row = {"class": cls, "probability": f"{100 * p:.1f}%"}
-        if compare:
+        if baseline:
             before = baseline["probs"].get(cls)
             row["change (pts)"] = "new" if before is None else render.points(p - before)
         rows.append(row)
     st.container(key="predictions").markdown(render.markdown_table(rows, index="rank"))
-    if compare:
+    if baseline:
         st.caption(f"change (pts): in percentage points since {baseline['name']} on the same image "
                    "(new: not in its top-5)")
     st.session_state.last = {"shown": shown, "name": card["name"],

@@ -93,6 +93,9 @@ def test_each_control_loads_its_variant_and_changes_the_numbers(app, control, ke
     assert any("since channel-first-k7-r16 on the same image" in c.value for c in app.caption)
     app.sidebar.selectbox(key="cmap").set_value("viridis").run()  # a display change keeps the comparison
     assert [r["change (pts)"] for r in prediction_rows(app)] == changes
+    sample = app.selectbox(key="sample")
+    sample.set_value(next(o for o in sample.options if o != sample.value)).run()  # a new image starts afresh
+    assert "change (pts)" not in prediction_rows(app)[0]
 
 
 def test_both_gates_off_is_the_plain_baseline(app):
