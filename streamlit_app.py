@@ -240,12 +240,12 @@ if result is None:
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Top-5 predictions")
-    # a new configuration is compared with the previous one of the same image (a new image starts
-    # afresh); reruns that change only the display keep that baseline
-    shown = (image_label, model_id)
+    # a new configuration is compared with the previous one of the same image and model (a new image
+    # or model starts afresh); reruns that change only the display keep that baseline
+    shown = (image_label, st.session_state.model, model_id)
     last = st.session_state.get("last")
-    if last and last["shown"] != shown:
-        st.session_state.baseline = last if last["shown"][0] == image_label else None
+    if last and last["shown"] != shown:  # same image and same label set (not CIFAR-10 against ImageNet)
+        st.session_state.baseline = last if last["shown"][:2] == shown[:2] else None
     baseline = st.session_state.get("baseline")
     rows = []
     for cls, p in result.top:
@@ -283,6 +283,10 @@ st.subheader("One block")
 names = [b.name for b in result.blocks]
 if st.session_state.get("block") not in names:
     st.session_state.block = start["block"] if start["block"] in names else names[-1]
+elif st.session_state.get("block_names") != names:
+    # another network, another list: the browser resets the picker to its first option unless told again
+    st.session_state.block = st.session_state.block
+st.session_state.block_names = names
 st.selectbox("CBAM block (grouped by stage)", names, key="block",
              format_func=lambda n: f"{n}  ·  stage {n[5]}, {result.block(n).feature_shape[0]} channels, "
                                    f"{result.block(n).feature_shape[1]}x{result.block(n).feature_shape[2]}")

@@ -143,6 +143,7 @@ def test_imagenet_model_from_a_local_file_with_order_what_if(app, imagenet_check
     app.sidebar.text_input(key="weights_path").input(str(imagenet_checkpoint)).run()
     assert not app.exception and not app.error
     assert len(predictions(app)) == 5
+    assert "change (pts)" not in prediction_rows(app)[0]  # ImageNet classes are not compared with CIFAR-10's
     assert app.sidebar.selectbox(key="kernel").disabled and app.sidebar.selectbox(key="ratio").disabled
     assert any("not measured" in m.value for m in app.markdown)
     before = predictions(app)

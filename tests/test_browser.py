@@ -108,3 +108,35 @@ def test_readme_screenshot_of_the_built_in_family():
             browser.close()
     finally:
         stop_server(proc)
+
+
+def test_another_network_keeps_the_block_picker_and_the_view_in_step(server, tmp_path):
+    """Switching to a network with other blocks (ResNet-50) keeps the picker showing the block whose
+    maps and weights are drawn, and does not compare ImageNet predictions with CIFAR-10 ones."""
+    import torch
+    from playwright.sync_api import sync_playwright
+
+    pytorchcv = pytest.importorskip("pytorchcv.model_provider")
+    checkpoint = tmp_path / "cbam_resnet50.pth"
+    torch.manual_seed(0)
+    torch.save(pytorchcv.get_model("cbam_resnet50", pretrained=False).state_dict(), checkpoint)
+    picked = """() => Array.from(document.querySelectorAll('[data-testid="stSelectbox"]'))
+        .find(e => e.textContent.includes('CBAM block')).querySelector('[role="combobox"]').value"""
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(server)
+        wait_ready(page)
+        assert "layer4.1" in page.evaluate(picked)  # the last block of the built-in ResNet-18 family
+        page.get_by_text("ImageNet CBAM-ResNet-50").click()
+        page.get_by_text("local file").click()
+        path = page.get_by_label("Path to a .pth / .safetensors checkpoint (official, pytorchcv or timm format)")
+        path.fill(str(checkpoint))
+        path.press("Enter")
+        page.wait_for_selector("text=ImageNet-1k, pytorchcv checkpoint", timeout=120_000)
+        wait_ready(page)
+        assert "layer4.1" in page.evaluate(picked) and "2048 channels" in page.evaluate(picked)
+        page.get_by_text("layer4.1: spatial map Ms (7x7)").wait_for(timeout=30_000)
+        assert "change (pts)" not in state(page)["predictions"]
+        page.screenshot(path=OUT / "6-resnet50.png", full_page=True)
+        browser.close()
