@@ -99,9 +99,12 @@ def test_each_control_loads_its_variant_and_changes_the_numbers(app, control, ke
 
 
 def test_both_gates_off_is_the_plain_baseline(app):
+    app.selectbox(key="block").set_value("layer2.0").run()
     app.sidebar.toggle(key="ca").set_value(False).run()
     app.sidebar.toggle(key="sa").set_value(False).run()
     assert model_name(app) == "plain" and any("without attention" in i.value for i in app.info)
+    app.sidebar.toggle(key="ca").set_value(True).run()  # back to a model with blocks: the chosen block again
+    assert app.selectbox(key="block").value == "layer2.0"
 
 
 def test_untrained_configuration_lists_what_exists(app):
