@@ -281,12 +281,10 @@ if not result.blocks:
 # ---------------------------------------------------------------- one block
 st.subheader("One block")
 names = [b.name for b in result.blocks]
-if st.session_state.get("block") not in names:
-    st.session_state.block = start["block"] if start["block"] in names else names[-1]
-elif st.session_state.get("block_names") != names:
-    # another network, another list: the browser resets the picker to its first option unless told again
-    st.session_state.block = st.session_state.block
-st.session_state.block_names = names
+chosen = st.session_state.get("block")
+# set on every run: a picker that is new to the browser (another network's list, or the first one after
+# the plain baseline, which has none) would otherwise show its first option while another block is drawn
+st.session_state.block = chosen if chosen in names else (start["block"] if start["block"] in names else names[-1])
 st.selectbox("CBAM block (grouped by stage)", names, key="block",
              format_func=lambda n: f"{n}  ·  stage {n[5]}, {result.block(n).feature_shape[0]} channels, "
                                    f"{result.block(n).feature_shape[1]}x{result.block(n).feature_shape[2]}")

@@ -110,9 +110,10 @@ def test_readme_screenshot_of_the_built_in_family():
         stop_server(proc)
 
 
-def test_another_network_keeps_the_block_picker_and_the_view_in_step(server, tmp_path):
-    """Switching to a network with other blocks (ResNet-50) keeps the picker showing the block whose
-    maps and weights are drawn, and does not compare ImageNet predictions with CIFAR-10 ones."""
+def test_block_picker_stays_in_step_with_the_view(server, tmp_path):
+    """Through the plain baseline (which has no picker) and to a network with other blocks (ResNet-50),
+    the picker keeps showing the block whose maps and weights are drawn; ImageNet predictions are not
+    compared with CIFAR-10 ones."""
     import torch
     from playwright.sync_api import sync_playwright
 
@@ -128,6 +129,14 @@ def test_another_network_keeps_the_block_picker_and_the_view_in_step(server, tmp
         page.goto(server)
         wait_ready(page)
         assert "layer4.1" in page.evaluate(picked)  # the last block of the built-in ResNet-18 family
+        # through the plain baseline (no picker there) to spatial attention only: the picker comes back as it was
+        for gate, model in (("Spatial", "channel-only-r16"), ("Channel", "plain"), ("Spatial", "spatial-only-k7")):
+            page.get_by_text(gate, exact=True).click()
+            page.wait_for_function("name => Array.from(document.querySelectorAll('strong'))"
+                                   ".some(e => e.textContent === name)", arg=model, timeout=60_000)
+        wait_ready(page)
+        assert "layer4.1" in page.evaluate(picked)
+        page.get_by_text("layer4.1: spatial map Ms").wait_for(timeout=30_000)
         page.get_by_text("ImageNet CBAM-ResNet-50").click()
         page.get_by_text("local file").click()
         path = page.get_by_label("Path to a .pth / .safetensors checkpoint (official, pytorchcv or timm format)")
