@@ -140,26 +140,26 @@ def channel_frame(weights: np.ndarray, sort: bool = False, top_k: int = 10) -> p
     df = pd.DataFrame({"channel": np.arange(len(w)), "weight": w, "rank": rank, "top_k": rank <= top_k})
     if sort:
         df = df.sort_values("rank").reset_index(drop=True)
-    df["position"] = np.arange(len(df))
     return df
 
 
 def channel_csv(frame: pd.DataFrame) -> str:
     """A :func:`channel_frame` as CSV in channel order: channel, weight, rank, top_k."""
-    return frame.drop(columns="position").sort_values("channel").to_csv(index=False)
+    return frame.sort_values("channel").to_csv(index=False)
 
 
 def channel_chart(frame: pd.DataFrame, title: str) -> dict:
     """Vega-Lite spec of one block's channel weights as bars, the top-k highlighted (data inline)."""
-    sorted_ = bool(frame["rank"].is_monotonic_increasing)
+    # sorted: the bars in rank order, labelled by rank (each bar's channel is in its tooltip)
+    x = ({"field": "rank", "title": "rank (1 = largest weight)"} if frame["rank"].is_monotonic_increasing
+         else {"field": "channel", "title": "channel"})
     return {
         "title": title,
         "height": 260,
-        "data": {"values": frame[["position", "channel", "weight", "rank", "top_k"]].to_dict("records")},
+        "data": {"values": frame[["channel", "weight", "rank", "top_k"]].to_dict("records")},
         "mark": "bar",
         "encoding": {
-            "x": {"field": "position", "type": "ordinal", "title": "channel (sorted by weight)" if sorted_ else "channel",
-                  "axis": {"labels": len(frame) <= 64}},
+            "x": {**x, "type": "ordinal", "axis": {"labels": len(frame) <= 64}},
             "y": {"field": "weight", "type": "quantitative", "title": "channel weight Mc", "scale": {"domain": [0, 1]}},
             "color": {"condition": {"test": "datum.top_k", "value": "#d62728"}, "value": "#4c78a8"},
             "tooltip": [{"field": "channel", "type": "quantitative"},

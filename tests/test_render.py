@@ -108,6 +108,9 @@ def test_grid_and_exports(model, image):
     assert len(render.distribution_chart(result)["data"]["values"]) == 8 * 20  # 8 blocks x 20 bins
     bars = render.channel_chart(frame, "layer1.0")["data"]["values"]
     assert [b["rank"] for b in bars[:3]] == [1, 2, 3] and sum(b["top_k"] for b in bars) == 3
+    assert render.channel_chart(frame, "layer1.0")["encoding"]["x"]["field"] == "rank"  # sorted: labelled by rank
+    unsorted = render.channel_frame(result.block("layer1.0").channel_weights, top_k=3)
+    assert render.channel_chart(unsorted, "layer1.0")["encoding"]["x"]["field"] == "channel"
 
 
 def test_grid_without_spatial_attention_says_so(image):
