@@ -89,7 +89,7 @@ def test_each_control_loads_its_variant_and_changes_the_numbers(app, control, ke
     assert model_name(app) == expected
     assert predictions(app) != before
     changes = [r["change (pts)"] for r in prediction_rows(app)]
-    assert any(c != "0.0" and c[0] in "+-" for c in changes)
+    assert any(c != "0.0" for c in changes)
     assert any("since channel-first-k7-r16 on the same image" in c.value for c in app.caption)
     app.sidebar.selectbox(key="cmap").set_value("viridis").run()  # a display change keeps the comparison
     assert [r["change (pts)"] for r in prediction_rows(app)] == changes
