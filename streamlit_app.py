@@ -258,8 +258,7 @@ with left:
     if baseline:
         st.caption(f"change (pts): in percentage points since {baseline['name']} on the same image "
                    "(new: not in its top-5)")
-    st.session_state.last = {"shown": shown, "name": card["name"],
-                             "probs": {c: float(result.probabilities[card["classes"].index(c)]) for c, _ in result.top}}
+    st.session_state.last = {"shown": shown, "name": card["name"], "probs": dict(result.top)}
 with right:
     st.subheader("This model")
     st.markdown(f"**{card['name']}**: {card['training']['trained']}")
