@@ -29,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cbam_viz.attention import CBAM, CBAMConfig, ChannelAttention, SpatialAttention  # noqa: E402
 from cbam_viz.resnet import cbam_resnet50  # noqa: E402
 
+from bench.peers import paired  # noqa: E402
+
 
 def median_ms(times: list[float]) -> float:
     return statistics.median(times) * 1e3
@@ -69,31 +71,15 @@ def ablate(model: torch.nn.Module, x: torch.Tensor, runs: int) -> None:
             else:
                 gate.__dict__.pop("forward", None)
 
-    def timed(net: torch.nn.Module) -> float:
-        t = time.perf_counter()
-        net(x)
-        return time.perf_counter() - t
-
-    pairs: dict[str, list[tuple[float, float]]] = {name: [] for name in setups}
+    print(f"\n{'ours / torchvision ResNet-50':<46}{'median ratio':>13}{'ours ms':>9}{'tv ms':>7}")
     with torch.no_grad():
         try:
             for name in setups:
-                use(name)
-                model(x), model(x)  # warm-up (and compilation)
-            for i in range(runs):
-                for name in setups:
-                    use(name)
-                    if i % 2:
-                        ours, theirs = timed(model), timed(reference)
-                    else:
-                        theirs, ours = timed(reference), timed(model)
-                    pairs[name].append((ours, theirs))
+                use(name)  # paired() warms up first (and so compiles)
+                theirs, ours, ratio = paired(lambda: reference(x), lambda: model(x), runs)
+                print(f"{name:<46}{ratio:>13.3f}{ours * 1e3:>9.1f}{theirs * 1e3:>7.1f}")
         finally:
             use("gates as they are")
-    print(f"\n{'ours / torchvision ResNet-50':<46}{'median ratio':>13}{'min ours ms':>13}{'min tv ms':>11}")
-    for name, ts in pairs.items():
-        ratio = statistics.median(a / b for a, b in ts)
-        print(f"{name:<46}{ratio:>13.3f}{min(a for a, _ in ts) * 1e3:>13.1f}{min(b for _, b in ts) * 1e3:>11.1f}")
 
 
 def main() -> None:
