@@ -173,11 +173,11 @@ else:
             weights_path = cached
         elif weights_box.button(f"Download from {CBAM_RESNET50.source}", key="download"):
             bar = weights_box.progress(0.0, "downloading…")
-            shown = {"mb": -1}
+            reported = {"mb": -1}
 
             def progress(done: int, total: int | None) -> None:
-                if done >> 20 != shown["mb"]:  # one update per MB
-                    shown["mb"] = done >> 20
+                if done >> 20 != reported["mb"]:  # one update per MB
+                    reported["mb"] = done >> 20
                     bar.progress(min(1.0, done / total) if total else 0.0, f"{done / 2**20:.0f} MB")
 
             try:
@@ -308,8 +308,8 @@ with sm_col:
         st.info("Spatial attention is off in this configuration.")
     else:
         vmin, vmax = render.value_range(block.spatial_map, st.session_state.scale)
-        shown = render.overlay(result.view, block.spatial_map, opacity=st.session_state.opacity, **opts)
-        figure = render.side_by_side(shown, render.colorbar(st.session_state.cmap, vmin, vmax, height=shown.shape[0]))
+        overlaid = render.overlay(result.view, block.spatial_map, opacity=st.session_state.opacity, **opts)
+        figure = render.side_by_side(overlaid, render.colorbar(st.session_state.cmap, vmin, vmax, height=overlaid.shape[0]))
         h, w = block.spatial_map.shape
         st.image(figure, caption=f"{block.name}: spatial map Ms ({h}x{w}) over the region the model saw")
         if show_raw:
