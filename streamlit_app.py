@@ -309,13 +309,13 @@ with sm_col:
     else:
         vmin, vmax = render.value_range(block.spatial_map, st.session_state.scale)
         overlaid = render.overlay(result.view, block.spatial_map, opacity=st.session_state.opacity, **opts)
-        figure = render.side_by_side(overlaid, render.colorbar(st.session_state.cmap, vmin, vmax, height=overlaid.shape[0]))
+        colorbar = render.colorbar(st.session_state.cmap, vmin, vmax, height=overlaid.shape[0])  # the raw map's too
+        figure = render.side_by_side(overlaid, colorbar)
         h, w = block.spatial_map.shape
         st.image(figure, caption=f"{block.name}: spatial map Ms ({h}x{w}) over the region the model saw")
         if show_raw:
             raw = render.overlay(result.view, block.spatial_map, opacity=1.0, **opts)
-            st.image(render.side_by_side(raw, render.colorbar(st.session_state.cmap, vmin, vmax, height=raw.shape[0])),
-                     caption="the raw map on its own")
+            st.image(render.side_by_side(raw, colorbar), caption="the raw map on its own")
         overlay_png = partial(render.png_bytes, figure)  # encoded when the button is clicked, not on every rerun
 
 # ---------------------------------------------------------------- every block
