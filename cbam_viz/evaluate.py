@@ -17,11 +17,12 @@ def evaluate_arrays(
     """Top-1 accuracy (percent) overall and per class of ``model`` on uint8 images (N, H, W, 3)."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     preds = []
     try:
         for i in range(0, len(labels), batch_size):
-            x = to_tensor(images[i : i + batch_size], mean, std).contiguous(memory_format=torch.channels_last)
-            preds.append(model(x).argmax(1))
+            x = to_tensor(images[i : i + batch_size], mean, std).to(device).contiguous(memory_format=torch.channels_last)
+            preds.append(model(x).argmax(1).cpu())
     finally:
         model.train(was_training)
     pred = torch.cat(preds).numpy()
