@@ -17,7 +17,7 @@ from cbam_viz import render
 from cbam_viz.analysis import Analysis, analyse
 from cbam_viz.cards import training_summary
 from cbam_viz.download import DownloadError, fetch, verify
-from cbam_viz.explain import CHANNEL_FORMULA, ORDER_FORMULAS, PLACEMENT, SPATIAL_FORMULA, reference_cbam512
+from cbam_viz.explain import CHANNEL_FORMULA, ORDER_FORMULAS, SPATIAL_FORMULA, placement, reference_cbam512
 from cbam_viz.imagenet import CBAM_RESNET50, DEFAULT_CACHE, load_imagenet
 from cbam_viz.images import UPLOAD_TYPES, ImageError, Limits, load_image
 from cbam_viz.registry import Family, VariantNotFound, default_root, normalise_key
@@ -341,8 +341,9 @@ with st.expander("How CBAM works (for the classroom)"):
     st.markdown("**Where CBAM sits**: on the residual branch, after the last BatchNorm, before the addition.")
     # a monospace block that keeps its line breaks, without loading st.code's syntax highlighter
     # (Streamlit turns a bare <pre> into a proportional-font <div>)
+    diagram = html.escape(placement(card["architecture"]))
     st.markdown(f'<div class="placement" style="white-space: pre; font-family: monospace; overflow-x: auto; '
-                f'line-height: 1.3; margin-bottom: 1rem">{html.escape(PLACEMENT)}</div>', unsafe_allow_html=True)
+                f'line-height: 1.3; margin-bottom: 1rem">{diagram}</div>', unsafe_allow_html=True)
     cx, ref = card["complexity"], reference()
     st.markdown(
         f"**This configuration**: {cx['params']:,} parameters, of which {cx['attention_params']:,} in CBAM; "

@@ -13,19 +13,22 @@ import platform
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from .attention import CBAMConfig
+from .compact import CompactCBAMNet
 from .resnet import CBAMResNet
 
 
-def architecture(model: CBAMResNet, num_classes: int) -> dict:
-    """The JSON description of a CBAM-ResNet that :func:`build_model` turns back into the network."""
+def architecture(model: CBAMResNet | CompactCBAMNet, num_classes: int) -> dict:
+    """The JSON description of a network that :func:`build_model` turns back into it."""
     cfg = model.cbam_config
+    if isinstance(model, CompactCBAMNet):
+        shape = {"family": "compact-cbam", "widths": list(model.widths)}
+    else:
+        shape = {"family": "cbam-resnet", "depth": model.depth, "width": model.width, "stem": model.stem}
     return {
-        "family": "cbam-resnet",
-        "depth": model.depth,
-        "width": model.width,
-        "stem": model.stem,
+        **shape,
         "num_classes": num_classes,
         "cbam": None
         if cfg is None or cfg.attention == "none"
@@ -39,9 +42,11 @@ def architecture(model: CBAMResNet, num_classes: int) -> dict:
     }
 
 
-def build_model(arch: dict) -> CBAMResNet:
+def build_model(arch: dict) -> nn.Module:
     """A freshly initialised network for an :func:`architecture` description."""
     cbam = CBAMConfig(**arch["cbam"]) if arch.get("cbam") else None
+    if arch.get("family") == "compact-cbam":
+        return CompactCBAMNet(cbam, num_classes=arch["num_classes"], widths=tuple(arch["widths"]))
     return CBAMResNet(arch["depth"], cbam, num_classes=arch["num_classes"], stem=arch["stem"], width=arch["width"])
 
 
@@ -71,22 +76,17 @@ def read_card(path: str | os.PathLike) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def training_runs(training: dict) -> list[dict]:
-    """A card's training runs, earliest first: the runs it continues (``previous``), then its own."""
-    return [*(training_runs(training["previous"]) if training.get("previous") else []), training]
-
-
 def training_minutes(training: dict) -> float:
-    """Training and evaluation time of a card's runs, the earlier runs it continues included."""
-    return sum(r["wall_time_s"] + r.get("evaluation_s", 0) for r in training_runs(training)) / 60
+    """Training and evaluation time of a card's run, in minutes."""
+    return (training["wall_time_s"] + training.get("evaluation_s", 0)) / 60
 
 
 def training_summary(training: dict) -> str:
-    """How a model was trained, in one paragraph, every run it continues included."""
-    runs = [
-        f"{r['epochs']} epoch(s) of {r['steps_per_epoch']} steps, batch {r['batch_size']}, {r['optimizer']}, "
-        f"{r['schedule']}; {r['augmentation']}; seed {r['seed']}; {r['wall_time_s'] / 60:.1f} min"
-        for r in training_runs(training)
-    ]
-    return (f"{training['trained']}. " + "; then ".join(f"run {i}: {text}" for i, text in enumerate(runs, 1))
-            + f". In all {training_minutes(training):.1f} min of training and evaluation on {training['machine']}.")
+    """How a model was trained, in one paragraph (from the fields its card has)."""
+    t = training
+    recipe = [t.get(k) for k in ("optimizer", "schedule", "augmentation", "averaging")]
+    if "label_smoothing" in t:
+        recipe.insert(2, f"label smoothing {t['label_smoothing']}")
+    return (f"{t['trained']}. {t['epochs']} epoch(s) of {t['steps_per_epoch']} steps, batch {t['batch_size']}; "
+            + "; ".join(r for r in recipe if r)
+            + f"; seed {t['seed']}. {training_minutes(t):.1f} min of training and evaluation on {t['machine']}.")

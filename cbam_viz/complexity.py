@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from .attention import CBAM
 
-_FREE = (nn.ReLU, nn.Sigmoid, nn.MaxPool2d, nn.AdaptiveMaxPool2d, nn.Identity, nn.Flatten, nn.Sequential)
+_FREE = (nn.ReLU, nn.GELU, nn.Sigmoid, nn.MaxPool2d, nn.AdaptiveMaxPool2d, nn.Identity, nn.Flatten, nn.Sequential)
 
 
 def module_flops(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> int:
@@ -75,7 +75,7 @@ def _stage_of(name: str) -> str:
     top = name.split(".", 1)[0]
     if top.startswith("layer"):
         return top
-    return "head" if top in ("avgpool", "fc") else "stem"
+    return "head" if top in ("avgpool", "pool", "fc") else "stem"
 
 
 def count_complexity(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, 224, 224)) -> Complexity:

@@ -12,10 +12,21 @@ ORDER_FORMULAS = {
     "spatial-first": r"F' = M_s(F)\otimes F,\quad F'' = M_c(F')\otimes F'",
     "parallel": r"F'' = F \otimes M_c(F) \otimes M_s(F)",
 }
-PLACEMENT = """\
+PLACEMENTS = {
+    "cbam-resnet": """\
 x ──► conv ─► BN ─► ReLU ─► conv ─► BN ─► [ CBAM ] ──► (+) ─► ReLU ─► out
 │                                                       ▲
-└──────────────────── shortcut (identity or 1x1 conv) ──┘"""
+└──────────────────── shortcut (identity or 1x1 conv) ──┘""",
+    "compact-cbam": """\
+x ─► conv ─► max-pool ─► BN ─► GELU ─► h ──► conv ─► BN ─► [ CBAM ] ──► (+) ─► GELU ─► out
+                                       │                                 ▲
+                                       └──────────── identity ───────────┘""",
+}
+
+
+def placement(arch: dict) -> str:
+    """A text diagram of the residual block of a network (:func:`cbam_viz.cards.architecture`), CBAM in it."""
+    return PLACEMENTS[arch.get("family", "cbam-resnet")]
 
 
 def reference_cbam512() -> dict[str, int]:
