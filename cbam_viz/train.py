@@ -1,20 +1,24 @@
-"""Train a CBAM-ResNet on an image-folder dataset and write its weights and model card.
+"""Train a compact CBAM network on an image-folder dataset and write its weights and model card.
 
 Two modes:
 
 * end-to-end (default): every parameter is trained from scratch;
 * ``--backbone FILE``: start from a trained network's weights, keep every convolution frozen and
-  train only the attention modules, the BatchNorm layers (affine parameters and running
-  statistics, which must follow the new attention) and the classifier. The weights file then
-  holds only those tensors; the card names the backbone it completes.
+  train only the attention modules, the BatchNorm layers (scale, bias and running statistics,
+  which must follow the new attention) and the classifier. The weights file then holds only
+  those tensors; the card names the backbone it completes.
 
-``--init FILE`` continues an end-to-end model of the same configuration with a new schedule (every
-parameter trained); the card keeps the earlier run's training record under ``training.previous``.
+The recipe is airbench94's (K. Jordan, "94% on CIFAR-10 in 3.29 seconds on a single GPU", 2024;
+the hyperparameters come from the paper, the code is ours): batch 1024, Nesterov SGD on the summed
+loss with decoupled learning rate and weight decay and BatchNorm biases at 64x the learning rate,
+a triangular schedule, label smoothing 0.2, alternating horizontal flips, 2-px reflect
+translation, lookahead averaging from epoch 3, a frozen whitening stem whose bias trains for the
+first 3 epochs. See :mod:`cbam_viz.compact` for the network.
 
 Example (the canonical CIFAR-10 model)::
 
     python -m cbam_viz.train --data ~/.cache/cbam-viz/cifar10 --out assets/family \\
-        --name channel-first-k7-r16 --epochs 14 --compile
+        --name channel-first-k7-r16 --epochs 14
 
 Every epoch ends with a checkpoint; ``--resume`` continues from it after an interruption.
 """
@@ -27,18 +31,22 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
 from .attention import ATTENTIONS, ORDERS, CBAMConfig
 from .cards import architecture, machine, read_card, write_card
+from .compact import WIDTHS, CompactCBAMNet, init_whitening
 from .complexity import count_complexity
-from .data import DEFAULT_CACHE, DatasetError, augment, channel_stats, load_split
+from .data import DEFAULT_CACHE, DatasetError, channel_stats, load_split
 from .evaluate import evaluate_arrays
-from .resnet import DEPTHS, CBAMResNet
 from .weights import WeightsError, read_weights, save_weights, sha256_file
+
+LOOKAHEAD_EVERY = 5  # steps between lookahead updates
+WHITENING_SAMPLES = 5000  # training images whose 2x2 patches set the whitening stem
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,45 +54,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, required=True, help="folder with train/<class>/* and test/<class>/*")
     p.add_argument("--out", type=Path, required=True, help="folder for <name>.safetensors and <name>.json")
     p.add_argument("--name", required=True, help="name of the model files")
-    p.add_argument("--depth", type=int, default=18, choices=sorted(DEPTHS))
-    p.add_argument("--width", type=float, default=0.5, help="width multiplier of the ResNet stages")
-    p.add_argument("--stem", default="cifar", choices=("cifar", "imagenet"))
+    p.add_argument("--widths", type=int, nargs=3, default=list(WIDTHS), help="channels of the three stages")
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--order", default="channel-first", choices=ORDERS)
     p.add_argument("--kernel-size", type=int, default=7)
     p.add_argument("--reduction", type=int, default=16)
     p.add_argument("--attention", default="both", choices=ATTENTIONS)
     p.add_argument("--backbone", type=Path, help="train only attention, BatchNorm and classifier on top of these weights")
-    p.add_argument("--init", type=Path, help="continue training every parameter of this end-to-end model (same configuration)")
     p.add_argument("--epochs", type=int, default=14)
     p.add_argument("--steps-per-epoch", type=int, help="cap on optimizer steps per epoch (default: the whole split)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=0.2, help="peak learning rate of the one-cycle schedule")
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--low-res", type=int, default=24, help="image size for the first --low-res-epochs epochs")
-    p.add_argument("--low-res-epochs", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--lr", type=float, default=11.5,
+                   help="peak learning rate in airbench94's units: a step is lr / (1024 (1 + 1/(1 - momentum))) "
+                        "times the gradient of the batch's summed loss")
+    p.add_argument("--weight-decay", type=float, default=0.0153, help="decoupled weight decay per 1024 images")
+    p.add_argument("--momentum", type=float, default=0.85)
+    p.add_argument("--bias-lr-scale", type=float, default=64.0, help="learning-rate factor of BatchNorm biases")
+    p.add_argument("--label-smoothing", type=float, default=0.2)
+    p.add_argument("--translate", type=int, default=2, help="largest random shift in pixels (reflect padding)")
+    p.add_argument("--lookahead-from", type=int, default=3, help="first epoch (0-based) of lookahead averaging")
+    p.add_argument("--whiten-bias-epochs", type=int, default=3, help="epochs during which the whitening bias trains")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--compile", action="store_true", help="torch.compile the training step (faster on long runs)")
     p.add_argument("--fp32", action="store_true", help="store float32 weights (default: float16)")
     p.add_argument("--dataset-archive", type=Path, help="archive the data folder came from, for its sha256 in the card")
     p.add_argument("--checkpoint-dir", type=Path, default=DEFAULT_CACHE / "checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from the last epoch's checkpoint")
     p.add_argument("--stop-after-epoch", type=int, help="exit after this epoch's checkpoint (resume later)")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
-    p.add_argument("--why", help="why this depth, width and recipe were chosen (stored in the card)")
+    p.add_argument("--why", help="why this network and recipe were chosen (stored in the card)")
     args = p.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1:
         p.error("--epochs and --batch-size must be >= 1")
-    if args.init and args.backbone:
-        p.error("--init (continue every parameter) and --backbone (fine-tune attention) exclude each other")
+    if not 0 <= args.momentum < 1 or args.translate < 0:
+        p.error("--momentum must be in [0, 1) and --translate >= 0")
     return args
 
 
 def _finetuned(name: str) -> bool:
     """Whether a fine-tune on a backbone trains (and stores) this tensor: attention, BatchNorm
     (parameters and running statistics) or the classifier."""
-    return ".cbam." in name or name.startswith(("fc.", "bn1.")) or ".bn" in name or ".downsample.1." in name
+    return ".cbam." in name or ".bn" in name or name.startswith("fc.")
 
 
 def _resize_mlp(dst1: torch.Tensor, dst2: torch.Tensor, src1: torch.Tensor, src2: torch.Tensor) -> str:
@@ -135,12 +144,73 @@ def _init_from_backbone(model: nn.Module, backbone: dict) -> list[str]:
     return [f"{part}: {how}" for part, how in notes.items()] or ["all attention tensors copied from the backbone"]
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
-    for p in model.parameters():
+class Lookahead:
+    """Lookahead averaging (as in airbench94): every few steps the weights move to a running
+    average of themselves, whose decay grows over training; at each epoch's end the network takes
+    the average. Its state goes into the checkpoint."""
+
+    def __init__(self, model: nn.Module, total_steps: int) -> None:
+        self.model, self.total_steps = model, total_steps
+        self.average: dict[str, Tensor] | None = None
+
+    def update(self, step: int) -> None:
+        """After optimizer step ``step`` (1-based)."""
+        if step % LOOKAHEAD_EVERY:
+            return
+        state = self.model.state_dict()
+        if self.average is None:
+            self.average = {k: v.detach().clone() for k, v in state.items() if v.dtype.is_floating_point}
+            return
+        decay = 0.95**LOOKAHEAD_EVERY * (step / self.total_steps) ** 3
+        for k, avg in self.average.items():
+            avg.lerp_(state[k], 1 - decay)
+            state[k].copy_(avg)
+
+    def apply(self) -> None:
+        """Give the network the averaged weights."""
+        if self.average is not None:
+            state = self.model.state_dict()
+            for k, avg in self.average.items():
+                state[k].copy_(avg)
+
+    def state_dict(self) -> dict | None:
+        return self.average
+
+    def load_state_dict(self, average: dict | None) -> None:
+        self.average = average
+
+
+def _optimizer(model: nn.Module, args: argparse.Namespace) -> torch.optim.SGD:
+    """Nesterov SGD with decoupled learning rate and weight decay; BatchNorm biases at a higher rate."""
+    scale = 1024 * (1 + 1 / (1 - args.momentum))
+    lr, decay = args.lr / scale, args.weight_decay * args.batch_size / scale
+    biases, others = [], []
+    for name, p in model.named_parameters():
         if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            (biases if ".bn" in name and name.endswith(".bias") else others).append(p)
+    lr_bias = lr * args.bias_lr_scale
+    groups = [{"params": biases, "lr": lr_bias, "weight_decay": decay / lr_bias},
+              {"params": others, "lr": lr, "weight_decay": decay / lr}]
+    return torch.optim.SGD([g for g in groups if g["params"]], momentum=args.momentum, nesterov=True)
+
+
+def _triangle(total_steps: int) -> np.ndarray:
+    """Learning-rate factor per step: 0.2 rising to 1 at 23% of the run, then falling to 0.07."""
+    return np.interp(np.arange(total_steps + 1), [0, int(0.23 * total_steps), total_steps], [0.2, 1.0, 0.07])
+
+
+def _batch(images: Tensor, idx: Tensor, flip: Tensor, shifts: Tensor, pad: int, m_t: Tensor, s_t: Tensor) -> Tensor:
+    """Normalised, flipped and translated training batch from uint8 images (N, 3, H, W)."""
+    x = (images[idx].float().div_(255.0) - m_t) / s_t
+    x = torch.where(flip[idx].view(-1, 1, 1, 1), x.flip(3), x)
+    if pad:
+        b, _, h, w = x.shape
+        padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+        dy, dx = shifts[idx, 0], shifts[idx, 1]
+        rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
+        x = padded[torch.arange(b)[:, None, None, None], torch.arange(3)[None, :, None, None], rows, cols]
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -151,45 +221,45 @@ def train(args: argparse.Namespace) -> dict:
     if train_split.classes != test_split.classes:
         raise DatasetError(f"train and test class folders differ: {train_split.classes} vs {test_split.classes}")
     classes = train_split.classes
-
-    cbam = None if args.attention == "none" else CBAMConfig(args.order, args.kernel_size, args.reduction, args.attention)
-    model = CBAMResNet(args.depth, cbam, num_classes=len(classes), stem=args.stem, width=args.width,
-                       zero_init_residual=args.backbone is None)
-    backbone_card = init_card = None
-    if args.init is not None:
-        init_card = read_card(args.init.with_suffix(".json"))
-        mean, std = init_card["preprocessing"]["mean"], init_card["preprocessing"]["std"]
-        if init_card["classes"] != classes:
-            raise DatasetError(f"{args.init.name} was trained on classes {init_card['classes']}, this dataset has {classes}")
-        if init_card["architecture"] != architecture(model, len(classes)):
-            raise WeightsError(f"{args.init.name} has another architecture: {init_card['architecture']}")
-        model.load_state_dict(read_weights(args.init))
-        init_notes = [f"every parameter from {init_card['name']} (sha256 {init_card['weights']['sha256'][:12]}), "
-                      "whose own training is under training.previous"]
-    elif args.backbone is not None:
-        backbone_card = read_card(args.backbone.with_suffix(".json"))
-        mean, std = backbone_card["preprocessing"]["mean"], backbone_card["preprocessing"]["std"]
-        if backbone_card["classes"] != classes:
-            raise DatasetError(f"backbone was trained on classes {backbone_card['classes']}, this dataset has {classes}")
-        init_notes = _init_from_backbone(model, read_weights(args.backbone))
-        for name, p in model.named_parameters():
-            p.requires_grad_(_finetuned(name))
-    else:
-        mean, std = channel_stats(train_split.images)
-        init_notes = ["every parameter freshly initialised (Kaiming normal, zero-init of the last BN in each block)"]
-    model = model.to(memory_format=torch.channels_last)
-
     n_train = len(train_split.labels)
     steps_per_epoch = n_train // args.batch_size
     if args.steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, args.steps_per_epoch)
     if steps_per_epoch < 1:
         raise DatasetError(f"the train split has {n_train} images, fewer than one batch of {args.batch_size}")
-    optimizer = torch.optim.SGD(_param_groups(model, args.weight_decay), lr=args.lr, momentum=0.9, nesterov=True)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch, pct_start=0.25,
-        div_factor=10.0, final_div_factor=100.0,
-    )
+
+    cbam = None if args.attention == "none" else CBAMConfig(args.order, args.kernel_size, args.reduction, args.attention)
+    model = CompactCBAMNet(cbam, num_classes=len(classes), widths=tuple(args.widths))
+    images = torch.from_numpy(train_split.images).permute(0, 3, 1, 2)  # uint8 (N, 3, H, W), a view
+    labels = torch.from_numpy(train_split.labels)
+    backbone_card = None
+    if args.backbone is not None:
+        backbone_card = read_card(args.backbone.with_suffix(".json"))
+        mean, std = backbone_card["preprocessing"]["mean"], backbone_card["preprocessing"]["std"]
+        if backbone_card["classes"] != classes:
+            raise DatasetError(f"backbone was trained on classes {backbone_card['classes']}, this dataset has {classes}")
+        if backbone_card["architecture"].get("family") != "compact-cbam":
+            raise WeightsError(f"backbone {args.backbone.name} is not a compact CBAM network")
+        init_notes = _init_from_backbone(model, read_weights(args.backbone))
+        for name, p in model.named_parameters():
+            p.requires_grad_(_finetuned(name))
+    else:
+        mean, std = channel_stats(train_split.images)
+        sample = torch.randperm(n_train, generator=torch.Generator().manual_seed(args.seed))[:WHITENING_SAMPLES]
+        m_t, s_t = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+        init_whitening(model.stem, (images[sample].float() / 255 - m_t) / s_t)
+        model.stem.weight.requires_grad_(False)
+        init_notes = [
+            f"stem: whitening filters from the 2x2 patches of {min(WHITENING_SAMPLES, n_train)} random training images",
+            "convolutions: identity (dirac) in their first channels, PyTorch's default elsewhere; BatchNorm scale fixed at 1",
+        ]
+    model = model.to(memory_format=torch.channels_last)
+
+    total_steps = args.epochs * steps_per_epoch
+    optimizer = _optimizer(model, args)
+    factors = _triangle(total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: float(factors[min(i, total_steps)]))
+    lookahead = Lookahead(model, total_steps)
 
     ckpt_path = args.checkpoint_dir / f"{args.out.resolve().name}-{args.name}.pt"
     start_epoch, elapsed, history = 0, 0.0, []
@@ -200,52 +270,56 @@ def train(args: argparse.Namespace) -> dict:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
+        lookahead.load_state_dict(ckpt["lookahead"])
         start_epoch, elapsed, history = ckpt["epoch"], ckpt["elapsed"], ckpt["history"]
         print(f"resuming {args.name} after epoch {start_epoch}/{args.epochs}", file=sys.stderr)
 
-    images = torch.from_numpy(train_split.images).permute(0, 3, 1, 2)  # uint8 (N, 3, H, W), a view
-    labels = torch.from_numpy(train_split.labels)
     m_t, s_t = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
-    step_model = torch.compile(model, dynamic=False) if args.compile else model
-
+    base_flip = torch.rand(n_train, generator=torch.Generator().manual_seed(args.seed)) < 0.5
+    step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, args.epochs):
         t0 = time.perf_counter()
         gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
         perm = torch.randperm(n_train, generator=gen)
-        size = args.low_res if epoch < args.low_res_epochs else None
+        shifts = torch.randint(0, 2 * args.translate + 1, (n_train, 2), generator=gen)
+        flip = base_flip ^ bool(epoch % 2)  # every image flipped the other way from the last epoch
+        if args.backbone is None:
+            model.stem.bias.requires_grad_(epoch < args.whiten_bias_epochs)
         model.train()
         seen = correct = 0
         loss_sum = 0.0
         bar = tqdm(range(steps_per_epoch), desc=f"{args.name} epoch {epoch + 1}/{args.epochs}",
                    unit="step", file=sys.stderr, mininterval=5.0, dynamic_ncols=True)
-        for step in bar:
-            idx = perm[step * args.batch_size : (step + 1) * args.batch_size]
-            x = (images[idx].float().div_(255.0) - m_t) / s_t
-            x = augment(x, gen, size=size).contiguous(memory_format=torch.channels_last)
-            y = labels[idx]
-            logits = step_model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=args.label_smoothing)
+        for i in bar:
+            idx = perm[i * args.batch_size : (i + 1) * args.batch_size]
+            x, y = _batch(images, idx, flip, shifts, args.translate, m_t, s_t), labels[idx]
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=args.label_smoothing, reduction="sum")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
+            step += 1
+            if epoch >= args.lookahead_from:
+                lookahead.update(step)
             seen += len(y)
             correct += (logits.argmax(1) == y).sum().item()
-            loss_sum += loss.item() * len(y)
+            loss_sum += loss.item()
             rate = seen / (time.perf_counter() - t0)
-            remaining = (args.epochs - epoch) * steps_per_epoch * args.batch_size - seen
+            remaining = (total_steps - step) * args.batch_size
             bar.set_postfix_str(
                 f"loss {loss_sum / seen:.3f} acc {100 * correct / seen:.1f}% {rate:.0f} img/s "
                 f"run ETA {remaining / rate / 60:.0f} min"
             )
         bar.close()
+        lookahead.apply()
         elapsed += time.perf_counter() - t0
         history.append({"epoch": epoch + 1, "loss": round(loss_sum / seen, 4), "train_top1": round(100 * correct / seen, 2),
-                        "image_size": size or args.image_size, "seconds": round(time.perf_counter() - t0, 1)})
+                        "seconds": round(time.perf_counter() - t0, 1)})
         args.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         torch.save({"config": _run_config(args), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "elapsed": elapsed, "history": history},
-                   ckpt_path.with_suffix(".tmp"))
+                    "scheduler": scheduler.state_dict(), "lookahead": lookahead.state_dict(), "epoch": epoch + 1,
+                    "elapsed": elapsed, "history": history}, ckpt_path.with_suffix(".tmp"))
         ckpt_path.with_suffix(".tmp").replace(ckpt_path)
         print(f"{args.name}: epoch {epoch + 1} loss {history[-1]['loss']} train top-1 {history[-1]['train_top1']}%", file=sys.stderr)
         if args.stop_after_epoch == epoch + 1 and epoch + 1 < args.epochs:
@@ -253,18 +327,33 @@ def train(args: argparse.Namespace) -> dict:
             return {}
 
     run = {"elapsed": elapsed, "history": history, "steps_per_epoch": steps_per_epoch, "train_images": n_train}
-    run["init"] = init_card
     return _finish(args, model, classes, mean, std, test_split, run, backbone_card, init_notes)
 
 
 def _run_config(args: argparse.Namespace) -> dict:
     """What a checkpoint must match to be resumed: the settings, and the weights a run starts from."""
-    skip = {"argv", "resume", "stop_after_epoch", "checkpoint_dir", "cache_dir", "compile", "dataset_archive", "why"}
+    skip = {"argv", "resume", "stop_after_epoch", "checkpoint_dir", "cache_dir", "dataset_archive", "why"}
     config = {k: str(v) for k, v in sorted(vars(args).items()) if k not in skip}
-    for key in ("backbone", "init"):
-        if getattr(args, key) is not None:
-            config[f"{key}_sha256"] = sha256_file(getattr(args, key))
+    if args.backbone is not None:
+        config["backbone_sha256"] = sha256_file(args.backbone)
     return config
+
+
+def _recipe(args: argparse.Namespace) -> dict:
+    """The card's description of the training recipe."""
+    scale = 1024 * (1 + 1 / (1 - args.momentum))
+    return {
+        "optimizer": f"SGD nesterov momentum {args.momentum} on the batch's summed loss, step lr {args.lr}/{scale:.0f}, "
+                     f"decoupled weight decay {args.weight_decay} per 1024 images, BatchNorm biases at "
+                     f"{args.bias_lr_scale:g}x the learning rate",
+        "schedule": "triangular: 0.2x rising to 1x at 23% of the steps, then falling linearly to 0.07x",
+        "label_smoothing": args.label_smoothing,
+        "augmentation": f"random translation up to {args.translate} px (reflect padding); horizontal flips alternating "
+                        "each epoch from a random first assignment",
+        "averaging": f"lookahead every {LOOKAHEAD_EVERY} steps from epoch {args.lookahead_from + 1}, "
+                     "the averaged weights taken at each epoch's end" if args.lookahead_from < args.epochs
+                     else "no weight averaging",
+    }
 
 
 def _finish(args, model, classes, mean, std, test_split, run, backbone_card, init_notes) -> dict:
@@ -282,20 +371,16 @@ def _finish(args, model, classes, mean, std, test_split, run, backbone_card, ini
     stored = read_weights(weights_path)
     model.load_state_dict({**model.state_dict(), **stored})
     shipped = evaluate_arrays(model, test_split.images, test_split.labels, mean, std)
-    arch = architecture(model, len(classes))
     complexity = count_complexity(model, (1, 3, args.image_size, args.image_size)).as_dict()
-    init_card = run["init"]
-    previous = init_card["training"] if init_card else None
     trained_desc = (
-        ("end-to-end: every parameter trained from scratch" if previous is None
-         else f"end-to-end: every parameter trained, continuing a {previous['epochs']}-epoch end-to-end run")
+        "end-to-end: every parameter trained from scratch (the whitening stem set from the data)"
         if backbone_card is None
-        else "attention modules, BatchNorm layers (affine and running statistics) and classifier trained; "
-        f"every convolution frozen from backbone {backbone_card['name']}"
+        else "attention modules, BatchNorm layers (scale, bias and running statistics) and classifier trained; "
+        f"the stem and every convolution frozen from backbone {backbone_card['name']}"
     )
     card = {
         "name": args.name,
-        "architecture": arch,
+        "architecture": architecture(model, len(classes)),
         "classes": classes,
         "preprocessing": {"input_size": args.image_size, "mean": mean, "std": std, "resize": "shorter side, then centre crop"},
         "metrics": {
@@ -310,9 +395,6 @@ def _finish(args, model, classes, mean, std, test_split, run, backbone_card, ini
         "backbone": None
         if backbone_card is None
         else {"name": backbone_card["name"], "file": backbone_card["weights"]["file"], "sha256": backbone_card["weights"]["sha256"]},
-        "init": None
-        if init_card is None
-        else {"name": init_card["name"], "file": init_card["weights"]["file"], "sha256": init_card["weights"]["sha256"]},
         "training": {
             "mode": "end-to-end" if backbone_card is None else "attention-finetune",
             "trained": trained_desc,
@@ -320,16 +402,11 @@ def _finish(args, model, classes, mean, std, test_split, run, backbone_card, ini
             "epochs": args.epochs,
             "steps_per_epoch": run["steps_per_epoch"],
             "batch_size": args.batch_size,
-            "optimizer": f"SGD nesterov momentum 0.9, weight decay {args.weight_decay} (not on BN/bias)",
-            "schedule": f"one-cycle: peak lr {args.lr}, 25% warm-up from lr/10, cosine to lr/1000",
-            "label_smoothing": args.label_smoothing,
-            "augmentation": f"random crop {args.image_size} px with 4 px reflect padding, horizontal flip"
-            + (f"; first {args.low_res_epochs} epochs at {args.low_res} px" if args.low_res_epochs else ""),
+            **_recipe(args),
             "seed": args.seed,
             "wall_time_s": round(elapsed, 1),
             "evaluation_s": round(time.perf_counter() - t_eval, 1),
             "history": history,
-            **({"previous": previous} if previous else {}),
             "machine": machine(),
             "command": "python -m cbam_viz.train " + " ".join(args.argv),
         },
@@ -368,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         train(args)
-    except (DatasetError, WeightsError, FileNotFoundError) as e:
+    except (ValueError, WeightsError, FileNotFoundError) as e:  # DatasetError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

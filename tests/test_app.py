@@ -47,12 +47,12 @@ def test_first_screen_is_a_sample_already_analysed(app):
     assert len(predictions(app)) == 3  # the tiny family has 3 classes
     assert list(prediction_rows(app)[0]) == ["rank", "class", "probability"]  # no change column: nothing to compare
     assert model_name(app) == "channel-first-k7-r16"
-    assert app.selectbox(key="block").value == "layer4.1"
+    assert app.selectbox(key="block").value == "layer3.0"
     captions = [c for image in app.image for c in image.captions]
-    assert any("layer4.1: spatial map Ms (2x2)" in c for c in captions)  # 16 px input: 2x2 in stage 4
+    assert any("layer3.0: spatial map Ms (3x3)" in c for c in captions)  # 32 px input: 3x3 in the last stage
     assert any("early (top) to late" in c for c in captions)
     how = next(m.value for m in app.markdown if m.value.startswith("end-to-end: every parameter trained"))
-    assert "run 1: 4 epoch(s)" in how and "min of training and evaluation on" in how  # from the card
+    assert "4 epoch(s) of" in how and "min of training and evaluation on" in how  # from the card
 
 
 def test_upload_is_analysed(app):
@@ -187,7 +187,7 @@ def test_imagenet_weights_from_strangers_get_clear_messages(app, app_family, tmp
     image.write_bytes(png("red"))
     cifar = app_family / "channel-first-k7-r16.safetensors"  # a CIFAR-10 model: 3 classes, not 1000
     cases = [(truncated, "not a readable PyTorch checkpoint"), (image, "it is a PNG image"),
-             (cifar, "3 classes; an ImageNet model has 1000")]
+             (cifar, "a cbam-viz compact network for small images (3 classes)")]
     app.sidebar.radio(key="model").set_value("imagenet").run()
     app.sidebar.radio(key="weights_source").set_value("path").run()
     for path, message in cases:

@@ -84,7 +84,7 @@ def test_upload_then_order_and_kernel_change_predictions_and_overlay(server, tmp
         page.get_by_text("How CBAM works (for the classroom)").click()
         diagram = page.locator(".placement")
         diagram.wait_for(timeout=30_000)
-        assert diagram.inner_text().count("\n") == 2 and "shortcut" in diagram.inner_text()
+        assert diagram.inner_text().count("\n") == 2 and "identity" in diagram.inner_text()
         assert diagram.evaluate("e => getComputedStyle(e).fontFamily") == "monospace"
         page.screenshot(path=OUT / "5-classroom.png", full_page=True)
         browser.close()
@@ -101,7 +101,7 @@ def test_readme_screenshot_of_the_built_in_family():
         with sync_playwright() as p:
             browser = launch(p)
             page = browser.new_page(viewport={"width": 1400, "height": 1500})
-            page.goto(url + "/?block=layer3.1&opacity=0.55")
+            page.goto(url + "/?block=layer2.0&opacity=0.55")
             wait_ready(page)
             assert state(page)["model"] == "channel-first-k7-r16"
             page.screenshot(path=OUT / "readme.png", full_page=False)
@@ -128,15 +128,15 @@ def test_block_picker_stays_in_step_with_the_view(server, tmp_path):
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
         page.goto(server)
         wait_ready(page)
-        assert "layer4.1" in page.evaluate(picked)  # the last block of the built-in ResNet-18 family
+        assert "layer3.0" in page.evaluate(picked)  # the last block of the compact network
         # through the plain baseline (no picker there) to spatial attention only: the picker comes back as it was
         for gate, model in (("Spatial", "channel-only-r16"), ("Channel", "plain"), ("Spatial", "spatial-only-k7")):
             page.get_by_text(gate, exact=True).click()
             page.wait_for_function("name => Array.from(document.querySelectorAll('strong'))"
                                    ".some(e => e.textContent === name)", arg=model, timeout=60_000)
         wait_ready(page)
-        assert "layer4.1" in page.evaluate(picked)
-        page.get_by_text("layer4.1: spatial map Ms").wait_for(timeout=30_000)
+        assert "layer3.0" in page.evaluate(picked)
+        page.get_by_text("layer3.0: spatial map Ms").wait_for(timeout=30_000)
         page.get_by_text("ImageNet CBAM-ResNet-50").click()
         page.get_by_text("local file").click()
         path = page.get_by_label("Path to a .pth / .safetensors checkpoint (official, pytorchcv or timm format)")
@@ -144,8 +144,8 @@ def test_block_picker_stays_in_step_with_the_view(server, tmp_path):
         path.press("Enter")
         page.wait_for_selector("text=ImageNet-1k, pytorchcv checkpoint", timeout=120_000)
         wait_ready(page)
-        assert "layer4.1" in page.evaluate(picked) and "2048 channels" in page.evaluate(picked)
-        page.get_by_text("layer4.1: spatial map Ms (7x7)").wait_for(timeout=30_000)
+        assert "layer3.0" in page.evaluate(picked) and "1024 channels" in page.evaluate(picked)
+        page.get_by_text("layer3.0: spatial map Ms (14x14)").wait_for(timeout=30_000)
         assert "change (pts)" not in state(page)["predictions"]
         page.screenshot(path=OUT / "6-resnet50.png", full_page=True)
         browser.close()

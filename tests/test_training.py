@@ -7,13 +7,12 @@ import pytest
 import torch
 
 from cbam_viz import evaluate, family, train
-from cbam_viz.cards import training_summary
 from cbam_viz.registry import DEFAULT_ROOT, Family, VariantNotFound, key_of
 from cbam_viz.weights import read_weights, sha256_file
 
 from .conftest import CLASSES, make_image_folder
 
-TINY = ["--image-size", "16", "--width", "0.25", "--batch-size", "16", "--low-res", "12"]
+TINY = ["--image-size", "16", "--widths", "16", "32", "32", "--batch-size", "16"]
 
 
 def run(tiny_dataset, tmp_path, name, *extra):
@@ -25,7 +24,7 @@ def run(tiny_dataset, tmp_path, name, *extra):
 @pytest.fixture(scope="module")
 def tiny_family(tiny_dataset, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fam")
-    assert run(tiny_dataset, tmp, "canonical", "--epochs", "2", "--low-res-epochs", "1") == 0
+    assert run(tiny_dataset, tmp, "canonical", "--epochs", "2") == 0
     backbone = str(tmp / "family" / "canonical.safetensors")
     assert run(tiny_dataset, tmp, "sf-k3-r8", "--order", "spatial-first", "--kernel-size", "3", "--reduction", "8",
                "--backbone", backbone, "--epochs", "1", "--steps-per-epoch", "3") == 0
@@ -44,7 +43,9 @@ def test_training_writes_weights_and_card(tiny_family):
     assert 0 <= card["metrics"]["test_top1"] <= 100
     assert abs(card["metrics"]["test_top1"] - card["metrics"]["test_top1_fp32"]) <= 100 / 24 + 1e-6
     assert card["complexity"]["params"] > card["complexity"]["attention_params"] > 0
-    assert [h["image_size"] for h in card["training"]["history"]] == [12, 16]
+    assert card["architecture"]["family"] == "compact-cbam" and card["architecture"]["widths"] == [16, 32, 32]
+    assert [h["epoch"] for h in card["training"]["history"]] == [1, 2]
+    assert "whitening filters" in card["training"]["initialisation"][0]
     assert card["training"]["mode"] == "end-to-end" and card["training"]["seed"] == 0
     assert card["backbone"] is None
 
@@ -63,36 +64,22 @@ def test_finetuned_variant_card_and_weights(tiny_family):
     assert not any(k.endswith("conv1.weight") or k.endswith("conv2.weight") for k in keys)
 
 
-def test_init_continues_an_end_to_end_model(tiny_dataset, tiny_family, tmp_path):
-    first = json.loads((tiny_family / "canonical.json").read_text())
-    assert run(tiny_dataset, tmp_path, "longer", "--init", str(tiny_family / "canonical.safetensors"), "--epochs", "1") == 0
-    card = json.loads((tmp_path / "family" / "longer.json").read_text())
-    assert card["training"]["mode"] == "end-to-end" and "continuing a 2-epoch" in card["training"]["trained"]
-    assert card["training"]["previous"] == first["training"] and card["preprocessing"] == first["preprocessing"]
-    assert "every parameter from canonical" in card["training"]["initialisation"][0]
-    summary = training_summary(card["training"])
-    assert "run 1: 2 epoch(s)" in summary and "; then run 2: 1 epoch(s)" in summary
-    total = sum(t["wall_time_s"] + t["evaluation_s"] for t in (card["training"], first["training"])) / 60
-    assert f"In all {total:.1f} min" in summary
-    # another configuration cannot continue it
-    assert run(tiny_dataset, tmp_path, "other", "--init", str(tiny_family / "canonical.safetensors"),
-               "--kernel-size", "3") == 2
-
-
 def test_resume_continues_from_checkpoint(tiny_dataset, tmp_path, capsys):
-    assert run(tiny_dataset, tmp_path, "r", "--epochs", "2", "--stop-after-epoch", "1") == 0
+    assert run(tiny_dataset, tmp_path, "r", "--epochs", "2", "--lookahead-from", "0", "--stop-after-epoch", "1") == 0
     assert not (tmp_path / "family" / "r.json").exists()
     assert (tmp_path / "ckpt" / "family-r.pt").exists()
     first = capsys.readouterr().err
     assert "stopped after epoch 1" in first
-    assert run(tiny_dataset, tmp_path, "r", "--epochs", "2", "--resume") == 0
+    assert run(tiny_dataset, tmp_path, "r", "--epochs", "2", "--lookahead-from", "0", "--resume") == 0
     assert "resuming r after epoch 1/2" in capsys.readouterr().err
     history = json.loads((tmp_path / "family" / "r.json").read_text())["training"]["history"]
     assert [h["epoch"] for h in history] == [1, 2]
-    # a fresh uninterrupted run gives the same first epoch: the seed fixes data order and augmentation
-    assert run(tiny_dataset, tmp_path, "straight", "--epochs", "2") == 0
-    straight = json.loads((tmp_path / "family" / "straight.json").read_text())["training"]["history"]
-    assert straight[0]["loss"] == history[0]["loss"]
+    # an uninterrupted run ends with the same weights: the seed fixes data order and augmentation, and
+    # the checkpoint holds the optimizer, the schedule and the lookahead average (on from epoch 1 here)
+    assert run(tiny_dataset, tmp_path, "straight", "--epochs", "2", "--lookahead-from", "0") == 0
+    cards = [json.loads((tmp_path / "family" / f"{n}.json").read_text()) for n in ("r", "straight")]
+    assert cards[0]["training"]["history"][0]["loss"] == cards[1]["training"]["history"][0]["loss"]
+    assert cards[0]["weights"]["sha256"] == cards[1]["weights"]["sha256"]
 
 
 @pytest.mark.parametrize("damage,message", [
@@ -187,11 +174,8 @@ def test_family_plan_covers_every_configuration():
     assert names[0] == family.CANONICAL and names[-1] == "plain"
     assert len(names) == len(set(names)) == 3 * 2 * 3 + 3 + 2 + 1
     assert "parallel-k3-r32" in names and "channel-only-r8" in names and "spatial-only-k3" in names
-    first_runs = [step for step in family.plan() if step.interim]
-    assert [step.name for step in first_runs] == [family.CANONICAL, "plain"]
-    for first in first_runs:  # each first run is continued by the shipped step of its name
-        (second,) = [s for s in family.plan() if s.name == first.name and not s.interim]
-        assert "--init" in second.args and "--init" not in first.args
+    end_to_end = [step.name for step in family.plan() if "--backbone" not in step.args]
+    assert end_to_end == [family.CANONICAL, "plain"]
 
 
 def test_family_table_from_cards(tiny_family, tmp_path):
@@ -222,28 +206,16 @@ def test_every_shipped_variant_loads_and_matches_its_card(card_path):
     assert model(torch.zeros(1, 3, size, size)).shape == (1, len(card["classes"]))
 
 
-def test_family_retrains_variants_of_an_older_backbone(tiny_family, tmp_path):
-    copy, work = tmp_path / "copy", tmp_path / "work"
+def test_family_retrains_variants_of_an_older_backbone_or_network(tiny_family, tmp_path):
+    copy = tmp_path / "copy"
     shutil.copytree(tiny_family, copy)
     canonical, variant = family.Step("canonical", ()), family.Step("sf-k3-r8", ("--backbone", "x"))
-    assert family._finished(copy, work, canonical) and family._finished(copy, work, variant)
+    assert family._finished(copy, canonical) and family._finished(copy, variant)
     with open(copy / "canonical.safetensors", "ab") as f:  # the backbone was retrained since
         f.write(b"\0")
-    assert family._finished(copy, work, canonical) and not family._finished(copy, work, variant)
-    assert not family._finished(copy, work, family.Step("never-trained", ()))
-
-
-def test_family_continues_first_runs_and_retrains_older_recipes(tiny_dataset, tiny_family, tmp_path):
-    out, work = tmp_path / "family", tmp_path / "work"
-    shutil.copytree(tiny_family, work, ignore=shutil.ignore_patterns("sf-*", "spatial-*"))
-    first = family.Step("canonical", (), interim=True)
-    second = family.Step("canonical", ("--init", "{work}/canonical.safetensors"))
-    assert family._finished(out, work, first) and not family._finished(out, work, second)
-    shutil.copytree(work, out)  # a card of the older one-run recipe: no training.previous
-    assert not family._finished(out, work, second)
-    assert run(tiny_dataset, tmp_path, "canonical", "--init", str(work / "canonical.safetensors"), "--epochs", "1") == 0
-    assert family._finished(out, work, second)
-    with open(work / "canonical.safetensors", "ab") as f:  # the first run was redone since
-        f.write(b"\0")
-    assert not family._finished(out, work, second)
-    assert "| `canonical` | end-to-end |" in family.table(out)
+    assert family._finished(copy, canonical) and not family._finished(copy, variant)
+    assert not family._finished(copy, family.Step("never-trained", ()))
+    card = json.loads((copy / "canonical.json").read_text())
+    card["architecture"] = {"family": "cbam-resnet", "depth": 18, "width": 0.5, "stem": "cifar"}
+    (copy / "canonical.json").write_text(json.dumps(card))  # a card of the network shipped before
+    assert not family._finished(copy, canonical)
