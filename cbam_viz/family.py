@@ -38,7 +38,7 @@ WHY = (
     "bench/README.md), so the canonical model, the plain baseline and every attention fine-tune fit in about 4 h. "
     "Each stage ends in a CBAM block, so the app shows three blocks with 15x15, 7x7 and 3x3 spatial maps."
 )
-FINETUNE = ["--epochs", "1"]
+FINETUNE = ["--epochs", "1", "--steps-per-epoch", "24", "--lr", "3"]  # half an epoch: bench/README.md
 
 
 @dataclass(frozen=True)
