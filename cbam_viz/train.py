@@ -245,14 +245,15 @@ def train(args: argparse.Namespace) -> dict:
             p.requires_grad_(_finetuned(name))
     else:
         mean, std = channel_stats(train_split.images)
-        sample = torch.randperm(n_train, generator=torch.Generator().manual_seed(args.seed))[:WHITENING_SAMPLES]
-        m_t, s_t = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
-        init_whitening(model.stem, (images[sample].float() / 255 - m_t) / s_t)
-        model.stem.weight.requires_grad_(False)
         init_notes = [
             f"stem: whitening filters from the 2x2 patches of {min(WHITENING_SAMPLES, n_train)} random training images",
             "convolutions: identity (dirac) in their first channels, PyTorch's default elsewhere; BatchNorm scale fixed at 1",
         ]
+    m_t, s_t = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    if args.backbone is None:
+        sample = torch.randperm(n_train, generator=torch.Generator().manual_seed(args.seed))[:WHITENING_SAMPLES]
+        init_whitening(model.stem, (images[sample].float() / 255 - m_t) / s_t)
+        model.stem.weight.requires_grad_(False)
     model = model.to(memory_format=torch.channels_last)
 
     total_steps = args.epochs * steps_per_epoch
@@ -274,7 +275,6 @@ def train(args: argparse.Namespace) -> dict:
         start_epoch, elapsed, history = ckpt["epoch"], ckpt["elapsed"], ckpt["history"]
         print(f"resuming {args.name} after epoch {start_epoch}/{args.epochs}", file=sys.stderr)
 
-    m_t, s_t = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
     base_flip = torch.rand(n_train, generator=torch.Generator().manual_seed(args.seed)) < 0.5
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, args.epochs):
