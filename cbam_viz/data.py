@@ -124,17 +124,13 @@ def to_tensor(images: np.ndarray, mean: list[float], std: list[float]) -> Tensor
     return (x - m) / s
 
 
-def augment(x: Tensor, generator: torch.Generator, pad: int = 4, size: int | None = None) -> Tensor:
-    """Random crop (reflect padding ``pad``) and horizontal flip of a batch; optionally resize to ``size``."""
-    b, _, h, w = x.shape
+def translate(x: Tensor, shifts: Tensor, pad: int) -> Tensor:
+    """Shift each image of a batch (N, C, H, W) by up to ``pad`` pixels, reflect-padded.
+
+    ``shifts`` (N, 2) holds each image's offsets (dy, dx) into the padded image, in ``[0, 2 pad]``.
+    """
+    b, c, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
-    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
-    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
-    out = padded[torch.arange(b)[:, None, None, None], torch.arange(3)[None, :, None, None], rows, cols]
-    flip = torch.rand(b, generator=generator) < 0.5
-    out = torch.where(flip[:, None, None, None], out.flip(3), out)
-    if size is not None and size != h:
-        out = F.interpolate(out, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return out
+    rows = (shifts[:, 0, None] + torch.arange(h))[:, None, :, None]
+    cols = (shifts[:, 1, None] + torch.arange(w))[:, None, None, :]
+    return padded[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]

@@ -16,11 +16,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from .cards import build_model, read_card
 from .checkpoints import load_state
-from .resnet import CBAMResNet
 from .weights import WeightsError, read_weights, sha256_file
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "assets" / "family"
@@ -88,7 +87,7 @@ class Family:
                 if "architecture" in card and "weights" in card:
                     self.cards[key_of(card)] = card
         self._backbones: dict[str, dict[str, Tensor]] = {}
-        self._skeletons: dict[str, CBAMResNet] = {}
+        self._skeletons: dict[str, nn.Module] = {}
 
     def keys(self) -> list[VariantKey]:
         """Every configuration that has trained weights."""
@@ -122,7 +121,7 @@ class Family:
             self._backbones[info["sha256"]] = read_weights(self._verified(info["file"], info["sha256"]))
         return self._backbones[info["sha256"]]
 
-    def _empty_model(self, arch: dict) -> CBAMResNet:
+    def _empty_model(self, arch: dict) -> nn.Module:
         """A network for ``arch`` whose tensors are on the meta device (shapes, no data): a copy of a
         skeleton built once per architecture, which skips the random initialisation that the
         weights replace anyway (most of a switch's time otherwise)."""
@@ -132,14 +131,14 @@ class Family:
         return copy.deepcopy(self._skeletons[key])
 
     def load_variant(self, order: str = "channel-first", kernel_size: int = 7, reduction: int = 16,
-                     attention: str = "both") -> tuple[CBAMResNet, dict]:
+                     attention: str = "both") -> tuple[nn.Module, dict]:
         """The trained model (eval mode) and its card for a configuration of the sidebar's controls.
 
         Every weights file is checked against the sha256 in its card before use.
         """
         return self.load(normalise_key(order, kernel_size, reduction, attention))
 
-    def load(self, key: VariantKey) -> tuple[CBAMResNet, dict]:
+    def load(self, key: VariantKey) -> tuple[nn.Module, dict]:
         """Like :meth:`load_variant`, for a :class:`VariantKey`."""
         card = self.card(key)
         own = read_weights(self._verified(card["weights"]["file"], card["weights"]["sha256"]))

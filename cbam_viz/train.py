@@ -41,7 +41,7 @@ from .attention import ATTENTIONS, ORDERS, CBAMConfig
 from .cards import architecture, machine, read_card, write_card
 from .compact import WIDTHS, CompactCBAMNet, init_whitening
 from .complexity import count_complexity
-from .data import DEFAULT_CACHE, DatasetError, channel_stats, load_split
+from .data import DEFAULT_CACHE, DatasetError, channel_stats, load_split, translate
 from .evaluate import evaluate_arrays
 from .weights import WeightsError, read_weights, save_weights, sha256_file
 
@@ -204,12 +204,7 @@ def _batch(images: Tensor, idx: Tensor, flip: Tensor, shifts: Tensor, pad: int, 
     x = (images[idx].float().div_(255.0) - m_t) / s_t
     x = torch.where(flip[idx].view(-1, 1, 1, 1), x.flip(3), x)
     if pad:
-        b, _, h, w = x.shape
-        padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-        dy, dx = shifts[idx, 0], shifts[idx, 1]
-        rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
-        cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
-        x = padded[torch.arange(b)[:, None, None, None], torch.arange(3)[None, :, None, None], rows, cols]
+        x = translate(x, shifts[idx], pad)
     return x.contiguous(memory_format=torch.channels_last)
 
 

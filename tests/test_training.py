@@ -219,3 +219,13 @@ def test_family_retrains_variants_of_an_older_backbone_or_network(tiny_family, t
     card["architecture"] = {"family": "cbam-resnet", "depth": 18, "width": 0.5, "stem": "cifar"}
     (copy / "canonical.json").write_text(json.dumps(card))  # a card of the network shipped before
     assert not family._finished(copy, canonical)
+
+
+def test_translate_shifts_each_image_with_reflection():
+    from cbam_viz.data import translate
+
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 4, 4)
+    out = translate(x, torch.tensor([[2, 2], [0, 4]]), pad=2)
+    assert torch.equal(out[0], x[0])  # offset (pad, pad): unshifted
+    assert torch.equal(out[1, :, 2:, :2], x[1, :, :2, 2:])  # 2 down, 2 left
+    assert torch.equal(out[1, :, 0], x[1, :, 2, [2, 3, 2, 1]])  # reflected rows and columns
