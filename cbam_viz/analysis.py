@@ -45,6 +45,15 @@ class Analysis:
         raise KeyError(f"no CBAM block named {name!r}; blocks: {[b.name for b in self.blocks]}")
 
 
+def average_with_mirror(model: nn.Module, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Mean of ``logits`` (the model's output for ``x``) and the model's logits for the mirror image of ``x``.
+
+    The models trained by :mod:`cbam_viz.train` saw every image both ways round, and their cards
+    (``preprocessing.flip_average``) say that they predict with this mean.
+    """
+    return (logits + model(x.flip(3))) / 2
+
+
 def centre_crop_box(size: tuple[int, int], crop_fraction: float) -> tuple[int, int, int, int]:
     """The square centre crop the model sees: shorter side resized, then ``crop_fraction`` of it kept."""
     w, h = size
@@ -74,6 +83,10 @@ def analyse(model: nn.Module, image: Image.Image, card: dict, lock: threading.Lo
             top_k: int = 5, display_size: int = 384) -> Analysis:
     """Run ``model`` (eval mode) on ``image`` and record every CBAM block's attention.
 
+    When the card's preprocessing has ``flip_average``, the probabilities come from the mean of the
+    logits of the image and its mirror image, as in the card's test accuracy; the attention is the
+    image's own pass (the mirror pass runs after the hooks are removed).
+
     ``lock`` serialises use of a model shared between threads (the app's cached models): hooks are
     attached and removed inside it, so concurrent analyses never see each other's attention.
     """
@@ -81,6 +94,8 @@ def analyse(model: nn.Module, image: Image.Image, card: dict, lock: threading.Lo
     with lock or nullcontext():
         with AttentionRecorder(model) as rec:
             logits = model(x)
+        if card["preprocessing"].get("flip_average"):
+            logits = average_with_mirror(model, x, logits)
     probs = torch.softmax(logits[0].float(), 0).numpy()
     order = np.argsort(-probs)[:top_k]
     classes = card["classes"]

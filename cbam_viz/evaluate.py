@@ -6,33 +6,47 @@ import numpy as np
 import torch
 from torch import nn
 
+from .analysis import average_with_mirror
 from .data import to_tensor
+
+
+def _percent(hits: np.ndarray) -> float:
+    return round(100.0 * float(hits.mean()), 2)
 
 
 @torch.no_grad()
 def evaluate_arrays(
     model: nn.Module, images: np.ndarray, labels: np.ndarray, mean: list[float], std: list[float],
-    batch_size: int = 500,
+    flip_average: bool = False, batch_size: int = 500,
 ) -> dict:
-    """Top-1 accuracy (percent) overall and per class of ``model`` on uint8 images (N, H, W, 3)."""
+    """Top-1 accuracy (percent) overall and per class of ``model`` on uint8 images (N, H, W, 3).
+
+    With ``flip_average`` the predictions are those of the mean of the logits of each image and its
+    mirror image (how the app predicts with such a model), and ``single_view_top1`` adds the
+    accuracy of the image's own pass alone.
+    """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    preds = []
+    single, preds = [], []
     try:
         for i in range(0, len(labels), batch_size):
             x = to_tensor(images[i : i + batch_size], mean, std).to(device).contiguous(memory_format=torch.channels_last)
-            preds.append(model(x).argmax(1).cpu())
+            logits = model(x)
+            single.append(logits.argmax(1).cpu())
+            preds.append((average_with_mirror(model, x, logits) if flip_average else logits).argmax(1).cpu())
     finally:
         model.train(was_training)
-    pred = torch.cat(preds).numpy()
-    hits = pred == labels
+    hits = torch.cat(preds).numpy() == labels
     classes = np.unique(labels)
-    return {
-        "top1": round(100.0 * float(hits.mean()), 2),
-        "per_class": [round(100.0 * float(hits[labels == c].mean()), 2) for c in range(int(classes.max()) + 1)],
+    result = {
+        "top1": _percent(hits),
+        "per_class": [_percent(hits[labels == c]) for c in range(int(classes.max()) + 1)],
         "images": int(len(labels)),
     }
+    if flip_average:
+        result["single_view_top1"] = _percent(torch.cat(single).numpy() == labels)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         except (DatasetError, WeightsError) as e:
             print(f"error: {card['name']}: {e}", file=sys.stderr)
             return 2
-        result = evaluate_arrays(model, split.images, split.labels, card["preprocessing"]["mean"], card["preprocessing"]["std"])
+        pre = card["preprocessing"]
+        result = evaluate_arrays(model, split.images, split.labels, pre["mean"], pre["std"], pre.get("flip_average", False))
         claimed = card["metrics"]["test_top1"]
         diff = result["top1"] - claimed
         bad = abs(diff) > args.tolerance or result["images"] != card["metrics"]["test_images"]

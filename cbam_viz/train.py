@@ -20,7 +20,12 @@ Example (the canonical CIFAR-10 model)::
     python -m cbam_viz.train --data ~/.cache/cbam-viz/cifar10 --out assets/family \\
         --name channel-first-k7-r16 --epochs 14
 
-Every epoch ends with a checkpoint; ``--resume`` continues from it after an interruption.
+Every epoch ends with a checkpoint; ``--resume`` continues from it after an interruption (a run
+whose checkpoint has every epoch only evaluates again and rewrites the card).
+
+The card's test accuracy is that of the prediction the app makes: the mean of the logits of each
+test image and its mirror image (``preprocessing.flip_average``; the network saw both during
+training). The accuracy of the image's own pass alone is in the card too (``test_top1_single_view``).
 """
 
 from __future__ import annotations
@@ -355,7 +360,7 @@ def _finish(args, model, classes, mean, std, test_split, run, backbone_card, ini
     elapsed, history = run["elapsed"], run["history"]
     t_eval = time.perf_counter()
     model.eval()
-    fp32 = evaluate_arrays(model, test_split.images, test_split.labels, mean, std)
+    fp32 = evaluate_arrays(model, test_split.images, test_split.labels, mean, std, flip_average=True)
     state = model.state_dict()
     if backbone_card is not None:
         state = {k: v for k, v in state.items() if _finetuned(k)}
@@ -365,7 +370,7 @@ def _finish(args, model, classes, mean, std, test_split, run, backbone_card, ini
     # The card reports the accuracy of the stored (possibly fp16) weights: reload them exactly as users will.
     stored = read_weights(weights_path)
     model.load_state_dict({**model.state_dict(), **stored})
-    shipped = evaluate_arrays(model, test_split.images, test_split.labels, mean, std)
+    shipped = evaluate_arrays(model, test_split.images, test_split.labels, mean, std, flip_average=True)
     complexity = count_complexity(model, (1, 3, args.image_size, args.image_size)).as_dict()
     trained_desc = (
         "end-to-end: every parameter trained from scratch (the whitening stem set from the data)"
@@ -377,9 +382,11 @@ def _finish(args, model, classes, mean, std, test_split, run, backbone_card, ini
         "name": args.name,
         "architecture": architecture(model, len(classes)),
         "classes": classes,
-        "preprocessing": {"input_size": args.image_size, "mean": mean, "std": std, "resize": "shorter side, then centre crop"},
+        "preprocessing": {"input_size": args.image_size, "mean": mean, "std": std, "resize": "shorter side, then centre crop",
+                          "flip_average": True},
         "metrics": {
             "test_top1": shipped["top1"],
+            "test_top1_single_view": shipped["single_view_top1"],
             "test_top1_fp32": fp32["top1"],
             "test_per_class_top1": shipped["per_class"],
             "test_images": shipped["images"],
@@ -414,7 +421,8 @@ def _finish(args, model, classes, mean, std, test_split, run, backbone_card, ini
         },
     }
     write_card(args.out / f"{args.name}.json", card)
-    print(f"{args.name}: test top-1 {shipped['top1']:.2f}% (fp32 {fp32['top1']:.2f}%), "
+    print(f"{args.name}: test top-1 {shipped['top1']:.2f}% (single view {shipped['single_view_top1']:.2f}%, "
+          f"fp32 {fp32['top1']:.2f}%), "
           f"{elapsed / 60:.1f} min training", file=sys.stderr)
     return card
 

@@ -1,6 +1,7 @@
 """The Streamlit app, driven headless by AppTest against a small trained family made by the tests."""
 
 import io
+import json
 
 import pytest
 import torch
@@ -42,7 +43,7 @@ def png(colour, size=(40, 30)):
     return buf.getvalue()
 
 
-def test_first_screen_is_a_sample_already_analysed(app):
+def test_first_screen_is_a_sample_already_analysed(app, app_family):
     assert not app.error
     assert len(predictions(app)) == 3  # the tiny family has 3 classes
     assert list(prediction_rows(app)[0]) == ["rank", "class", "probability"]  # no change column: nothing to compare
@@ -53,6 +54,10 @@ def test_first_screen_is_a_sample_already_analysed(app):
     assert any("early (top) to late" in c for c in captions)
     how = next(m.value for m in app.markdown if m.value.startswith("end-to-end: every parameter trained"))
     assert "4 epoch(s) of" in how and "min of training and evaluation on" in how  # from the card
+    card = json.loads((app_family / "channel-first-k7-r16.json").read_text())
+    facts = next(m.value for m in app.markdown if "test images**" in m.value)
+    assert f"**{card['metrics']['test_top1']:.2f}% top-1 on {card['metrics']['test_images']:,} test images**" in facts
+    assert f"the image alone: {card['metrics']['test_top1_single_view']:.2f}%" in facts and "FLOPs at 32 px per pass" in facts
 
 
 def test_upload_is_analysed(app):

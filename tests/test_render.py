@@ -53,6 +53,19 @@ def test_analysis_equals_direct_forward(model, image):
         result.block("layer9.9")
 
 
+def test_flip_averaged_prediction_keeps_the_images_own_attention(model, image):
+    card = {**CARD, "preprocessing": {**CARD["preprocessing"], "flip_average": True}}
+    plain, averaged = analyse(model, image, CARD), analyse(model, image, card)
+    x, _ = model_input(image, CARD["preprocessing"])
+    with torch.no_grad():
+        logits = (model(x) + model(x.flip(3))) / 2
+    np.testing.assert_allclose(averaged.probabilities, torch.softmax(logits[0], 0).numpy(), rtol=1e-5)
+    assert not np.allclose(averaged.probabilities, plain.probabilities)
+    for a, b in zip(averaged.blocks, plain.blocks, strict=True):  # the mirror pass is not recorded
+        np.testing.assert_array_equal(a.channel_weights, b.channel_weights)
+        np.testing.assert_array_equal(a.spatial_map, b.spatial_map)
+
+
 def test_weight_stats_by_hand():
     s = render.weight_stats(np.array([0.25, 0.25, 0.25, 0.25]))
     assert (s.mean, s.std, s.min, s.max) == (0.25, 0.0, 0.25, 0.25) and s.entropy == pytest.approx(1.0)

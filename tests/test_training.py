@@ -3,10 +3,12 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
 from cbam_viz import evaluate, family, train
+from cbam_viz.data import to_tensor
 from cbam_viz.registry import DEFAULT_ROOT, Family, VariantNotFound, key_of
 from cbam_viz.weights import read_weights, sha256_file
 
@@ -42,6 +44,7 @@ def test_training_writes_weights_and_card(tiny_family):
     assert len(card["metrics"]["test_per_class_top1"]) == 3 and card["metrics"]["test_images"] == 24
     assert 0 <= card["metrics"]["test_top1"] <= 100
     assert abs(card["metrics"]["test_top1"] - card["metrics"]["test_top1_fp32"]) <= 100 / 24 + 1e-6
+    assert card["preprocessing"]["flip_average"] and 0 <= card["metrics"]["test_top1_single_view"] <= 100
     assert card["complexity"]["params"] > card["complexity"]["attention_params"] > 0
     assert card["architecture"]["family"] == "compact-cbam" and card["architecture"]["widths"] == [16, 32, 32]
     assert [h["epoch"] for h in card["training"]["history"]] == [1, 2]
@@ -80,6 +83,11 @@ def test_resume_continues_from_checkpoint(tiny_dataset, tmp_path, capsys):
     cards = [json.loads((tmp_path / "family" / f"{n}.json").read_text()) for n in ("r", "straight")]
     assert cards[0]["training"]["history"][0]["loss"] == cards[1]["training"]["history"][0]["loss"]
     assert cards[0]["weights"]["sha256"] == cards[1]["weights"]["sha256"]
+    # resumed once more, a finished run only evaluates again: same weights, same training record
+    assert run(tiny_dataset, tmp_path, "r", "--epochs", "2", "--lookahead-from", "0", "--resume") == 0
+    again = json.loads((tmp_path / "family" / "r.json").read_text())
+    assert again["weights"] == cards[0]["weights"] and again["training"]["history"] == cards[0]["training"]["history"]
+    assert again["training"]["wall_time_s"] == cards[0]["training"]["wall_time_s"]
 
 
 @pytest.mark.parametrize("damage,message", [
@@ -169,6 +177,22 @@ def test_evaluate_reproduces_cards(tiny_dataset, tiny_family, tmp_path, capsys):
     assert evaluate.main([*argv, "--variant", "nope"]) == 2
 
 
+def test_evaluation_with_flip_averaging_by_hand(tiny_family):
+    """Accuracy of the mean of each image's and its mirror's logits, and of the image alone, counted here."""
+    model, card = Family(tiny_family).load(key_of(json.loads((tiny_family / "canonical.json").read_text())))
+    rng = np.random.default_rng(1)
+    images, labels = rng.integers(0, 255, (40, 16, 16, 3), dtype=np.uint8), rng.integers(0, 3, 40)
+    mean, std = card["preprocessing"]["mean"], card["preprocessing"]["std"]
+    with torch.no_grad():
+        x = to_tensor(images, mean, std)
+        single, averaged = model(x).argmax(1).numpy(), (model(x) + model(x.flip(3))).argmax(1).numpy()
+    result = evaluate.evaluate_arrays(model, images, labels, mean, std, flip_average=True, batch_size=16)
+    assert result["top1"] == round(100 * float((averaged == labels).mean()), 2)
+    assert result["single_view_top1"] == round(100 * float((single == labels).mean()), 2)
+    assert result["per_class"][1] == round(100 * float((averaged == labels)[labels == 1].mean()), 2)
+    assert "single_view_top1" not in evaluate.evaluate_arrays(model, images, labels, mean, std)
+
+
 def test_family_plan_covers_every_configuration():
     names = family.shipped_names()
     assert names[0] == family.CANONICAL and names[-1] == "plain"
@@ -211,6 +235,11 @@ def test_family_retrains_variants_of_an_older_backbone_or_network(tiny_family, t
     shutil.copytree(tiny_family, copy)
     canonical, variant = family.Step("canonical", ()), family.Step("sf-k3-r8", ("--backbone", "x"))
     assert family._finished(copy, canonical) and family._finished(copy, variant)
+    card = json.loads((copy / "sf-k3-r8.json").read_text())
+    del card["metrics"]["test_top1_single_view"]
+    (copy / "sf-k3-r8.json").write_text(json.dumps(card))  # a card from before mirror averaging
+    assert not family._finished(copy, variant)
+    shutil.copy(tiny_family / "sf-k3-r8.json", copy)
     with open(copy / "canonical.safetensors", "ab") as f:  # the backbone was retrained since
         f.write(b"\0")
     assert family._finished(copy, canonical) and not family._finished(copy, variant)
