@@ -120,16 +120,19 @@ def table(out: Path) -> str:
         rows.append(
             f"| `{c['name']}` | {trained} | {m['test_top1']:.2f} | {m.get('test_top1_single_view', m['test_top1']):.2f} | "
             f"{min(m['test_per_class_top1']):.1f} | "
-            f"{cx['params']:,} | {cx['attention_params']:,} | {cx['flops'] / 1e6:.1f} | {training_minutes(t):.1f} |"
+            f"{cx['params']:,} | {cx['attention_params']:,} | {cx['flops'] / 1e6:.1f} | {t['wall_time_s'] / 60:.1f} | "
+            f"{t.get('evaluation_s', 0) / 60:.1f} |"
         )
-    total = sum(training_minutes(c["training"]) for c in cards) / 60
+    train_h = sum(c["training"]["wall_time_s"] for c in cards) / 3600
+    total_h = sum(training_minutes(c["training"]) for c in cards) / 60
     head = (
         "| variant | trained | test top-1 % | single view % | worst class % | params | attention params | MFLOPs per pass "
-        "| minutes (train + eval) |\n"
-        "|---|---|---|---|---|---|---|---|---|"
+        "| training min | evaluation min |\n"
+        "|---|---|---|---|---|---|---|---|---|---|"
     )
     count = f"{len(cards)} variant{'s' if len(cards) != 1 else ''}"
-    return f"{head}\n" + "\n".join(rows) + f"\n\n{count}, {total:.2f} h of training and evaluation in all.\n"
+    return (f"{head}\n" + "\n".join(rows) + f"\n\n{count}: {train_h:.2f} h of training and "
+            f"{total_h - train_h:.2f} h of evaluation, {total_h:.2f} h in all.\n")
 
 
 def update_readme(readme: Path, text: str) -> None:
