@@ -8,8 +8,10 @@ The canonical model (channel-first, k=7, r=16) and the plain baseline are traine
 Every other variant freezes the canonical model's stem and convolutions and trains its own
 attention, the BatchNorm layers and the classifier, starting from the canonical attention (see
 ``train.py``). The table's test top-1 is that of the mean of the logits of each image and its
-mirror image (how the app predicts); "single view" is the image's own pass alone. Finished steps are skipped; an interrupted one resumes from its last checkpoint; a
-variant whose card names other backbone weights than the canonical model's now is trained again.
+mirror image (how the app predicts); "single view" is the image's own pass alone. Finished steps
+are skipped; an interrupted one resumes from its last checkpoint; a variant whose card names other
+backbone weights than the canonical model's now, or that predates mirror averaging, is trained
+again (only evaluated again when its checkpoint is complete).
 """
 
 from __future__ import annotations
