@@ -264,10 +264,11 @@ with right:
     st.markdown(f"**{card['name']}**: {card['training']['trained']}")
     accuracy = (f"{card['metrics']['test_top1']:.2f}% top-1 on {card['metrics']['test_images']:,} test images"
                 if card.get("metrics") else "accuracy not measured here (no ImageNet data on this machine)")
+    mirrored = card["preprocessing"].get("flip_average", False)
     facts = [f"**{accuracy}**", f"{card['complexity']['params']:,} parameters",
-             f"{card['complexity']['flops'] / 1e6:,.1f} M FLOPs at {card['complexity']['input_shape'][-1]} px"]
-    if card["preprocessing"].get("flip_average"):
-        facts[2] += " per pass"
+             f"{card['complexity']['flops'] / 1e6:,.1f} M FLOPs at {card['complexity']['input_shape'][-1]} px"
+             + (" per pass" if mirrored else "")]
+    if mirrored:
         facts.insert(1, "predictions average the logits of the image and of its mirror image (two passes); the image "
                         f"alone: {card['metrics']['test_top1_single_view']:.2f}%. The attention shown is the image's own pass.")
     st.markdown("\n".join(f"- {f}" for f in facts))

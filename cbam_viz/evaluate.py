@@ -28,16 +28,18 @@ def evaluate_arrays(
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    single, preds = [], []
+    single, averaged = [], []
     try:
         for i in range(0, len(labels), batch_size):
             x = to_tensor(images[i : i + batch_size], mean, std).to(device).contiguous(memory_format=torch.channels_last)
             logits = model(x)
             single.append(logits.argmax(1).cpu())
-            preds.append((average_with_mirror(model, x, logits) if flip_average else logits).argmax(1).cpu())
+            if flip_average:
+                averaged.append(average_with_mirror(model, x, logits).argmax(1).cpu())
     finally:
         model.train(was_training)
-    hits = torch.cat(preds).numpy() == labels
+    single_hits = torch.cat(single).numpy() == labels
+    hits = torch.cat(averaged).numpy() == labels if flip_average else single_hits
     classes = np.unique(labels)
     result = {
         "top1": _percent(hits),
@@ -45,7 +47,7 @@ def evaluate_arrays(
         "images": int(len(labels)),
     }
     if flip_average:
-        result["single_view_top1"] = _percent(torch.cat(single).numpy() == labels)
+        result["single_view_top1"] = _percent(single_hits)
     return result
 
 
