@@ -1,24 +1,27 @@
-"""cbam-viz: see what a CBAM-ResNet attends to."""
+"""cbam-viz: see what a CBAM-ResNet attends to.
 
-from .attention import CBAM, CBAMConfig, ChannelAttention, SpatialAttention
-from .capture import AttentionRecord, AttentionRecorder
-from .checkpoints import load_checkpoint
-from .complexity import count_complexity
-from .resnet import CBAMResNet, cbam_resnet, cbam_resnet18, cbam_resnet34, cbam_resnet50, cbam_resnet101
+The names below load on first use, so that the parts of the package that need no torch (images,
+renderers, model cards, the precomputed gallery) import without it: the app's first page does.
+"""
 
-__all__ = [
-    "CBAM",
-    "CBAMConfig",
-    "ChannelAttention",
-    "SpatialAttention",
-    "AttentionRecord",
-    "AttentionRecorder",
-    "load_checkpoint",
-    "count_complexity",
-    "CBAMResNet",
-    "cbam_resnet",
-    "cbam_resnet18",
-    "cbam_resnet34",
-    "cbam_resnet50",
-    "cbam_resnet101",
-]
+from importlib import import_module
+
+_EXPORTS = {
+    "CBAM": "attention", "CBAMConfig": "attention", "ChannelAttention": "attention", "SpatialAttention": "attention",
+    "AttentionRecord": "capture", "AttentionRecorder": "capture",
+    "load_checkpoint": "checkpoints",
+    "count_complexity": "complexity",
+    "CBAMResNet": "resnet", "cbam_resnet": "resnet", "cbam_resnet18": "resnet", "cbam_resnet34": "resnet",
+    "cbam_resnet50": "resnet", "cbam_resnet101": "resnet",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'cbam_viz' has no attribute {name!r}")
+    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

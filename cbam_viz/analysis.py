@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 from contextlib import nullcontext
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -15,34 +14,7 @@ from PIL import Image
 from torch import nn
 
 from .capture import AttentionRecorder
-
-
-@dataclass
-class BlockAttention:
-    """One CBAM block's attention for one image: channel weights (C,), spatial map (H, W)."""
-
-    name: str
-    stage: str
-    channel_weights: np.ndarray | None
-    spatial_map: np.ndarray | None
-    feature_shape: tuple[int, int, int]
-
-
-@dataclass
-class Analysis:
-    """Predictions and attention of one model on one image."""
-
-    top: list[tuple[str, float]]  # (class name, probability), best first
-    probabilities: np.ndarray  # (num_classes,)
-    blocks: list[BlockAttention]
-    view: np.ndarray  # the region the model saw, at display resolution, uint8 (H, W, 3)
-
-    def block(self, name: str) -> BlockAttention:
-        """The block called ``name`` (e.g. ``layer3.1``)."""
-        for b in self.blocks:
-            if b.name == name:
-                return b
-        raise KeyError(f"no CBAM block named {name!r}; blocks: {[b.name for b in self.blocks]}")
+from .results import Analysis, BlockAttention, display_view, model_crop
 
 
 def average_with_mirror(model: nn.Module, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -54,14 +26,6 @@ def average_with_mirror(model: nn.Module, x: torch.Tensor, logits: torch.Tensor)
     return (logits + model(x.flip(3))) / 2
 
 
-def centre_crop_box(size: tuple[int, int], crop_fraction: float) -> tuple[int, int, int, int]:
-    """The square centre crop the model sees: shorter side resized, then ``crop_fraction`` of it kept."""
-    w, h = size
-    side = min(w, h) * crop_fraction
-    left, top = (w - side) / 2, (h - side) / 2
-    return round(left), round(top), round(left + side), round(top + side)
-
-
 def model_input(image: Image.Image, preprocessing: dict, display_size: int = 384) -> tuple[torch.Tensor, np.ndarray]:
     """The normalised (1, 3, S, S) tensor per the card's preprocessing, and the same region for display.
 
@@ -69,12 +33,10 @@ def model_input(image: Image.Image, preprocessing: dict, display_size: int = 384
     side before the centre crop; S when absent, i.e. the whole centre square is used).
     """
     size = preprocessing["input_size"]
-    fraction = size / preprocessing.get("resize_size", size)
-    box = centre_crop_box(image.size, fraction)
-    crop = image.crop(box)
+    crop = model_crop(image, preprocessing)
     x = np.asarray(crop.resize((size, size), Image.BICUBIC), dtype=np.float32) / 255.0
     x = (x - np.array(preprocessing["mean"], np.float32)) / np.array(preprocessing["std"], np.float32)
-    view = np.asarray(crop.resize((display_size, display_size), Image.BICUBIC), dtype=np.uint8)
+    view = display_view(crop, display_size)
     return torch.from_numpy(x).permute(2, 0, 1)[None].contiguous(), view
 
 

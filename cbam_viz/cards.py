@@ -12,16 +12,19 @@ import os
 import platform
 from pathlib import Path
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
-from .attention import CBAMConfig
-from .compact import CompactCBAMNet
-from .resnet import CBAMResNet
+if TYPE_CHECKING:  # torch is imported where a network is built: reading cards needs none
+    from torch import nn
+
+    from .compact import CompactCBAMNet
+    from .resnet import CBAMResNet
 
 
 def architecture(model: CBAMResNet | CompactCBAMNet, num_classes: int) -> dict:
     """The JSON description of a network that :func:`build_model` turns back into it."""
+    from .compact import CompactCBAMNet
+
     cfg = model.cbam_config
     if isinstance(model, CompactCBAMNet):
         shape = {"family": "compact-cbam", "widths": list(model.widths)}
@@ -44,6 +47,10 @@ def architecture(model: CBAMResNet | CompactCBAMNet, num_classes: int) -> dict:
 
 def build_model(arch: dict) -> nn.Module:
     """A freshly initialised network for an :func:`architecture` description."""
+    from .attention import CBAMConfig
+    from .compact import CompactCBAMNet
+    from .resnet import CBAMResNet
+
     cbam = CBAMConfig(**arch["cbam"]) if arch.get("cbam") else None
     if arch.get("family") == "compact-cbam":
         return CompactCBAMNet(cbam, num_classes=arch["num_classes"], widths=tuple(arch["widths"]))
@@ -52,6 +59,8 @@ def build_model(arch: dict) -> nn.Module:
 
 def machine() -> str:
     """A one-line description of this machine (CPU model, cores, torch version)."""
+    import torch
+
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

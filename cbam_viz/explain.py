@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from .attention import CBAM, CBAMConfig
-from .complexity import count_complexity
-
 CHANNEL_FORMULA = r"M_c(F) = \sigma\big(\mathrm{MLP}(\mathrm{AvgPool}(F)) + \mathrm{MLP}(\mathrm{MaxPool}(F))\big) \in \mathbb{R}^{C\times1\times1}"
 SPATIAL_FORMULA = r"M_s(F) = \sigma\big(f^{k\times k}([\mathrm{AvgPool}_c(F);\ \mathrm{MaxPool}_c(F)])\big) \in \mathbb{R}^{1\times H\times W}"
 ORDER_FORMULAS = {
@@ -31,5 +28,8 @@ def placement(arch: dict) -> str:
 
 def reference_cbam512() -> dict[str, int]:
     """Parameters and FLOPs of one CBAM(C=512, r=16, k=7), simple layout, on a (1, 512, 7, 7) input."""
+    from .attention import CBAM, CBAMConfig  # torch: the rest of this module needs none
+    from .complexity import count_complexity
+
     c = count_complexity(CBAM(512, CBAMConfig(kernel_size=7, reduction=16)), (1, 512, 7, 7))
     return {"params": c.params, "flops": c.flops}

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .cards import architecture
-from .checkpoints import load_checkpoint
-from .complexity import count_complexity
 from .download import Pretrained
-from .resnet import CBAMResNet
 from .weights import WeightsError, sha256_file
+
+if TYPE_CHECKING:  # torch is imported when the model is loaded: the app's first page needs none
+    from .resnet import CBAMResNet
 
 CBAM_RESNET50 = Pretrained(
     name="CBAM-ResNet-50, ImageNet-1k (official weights, pytorchcv conversion)",
@@ -39,6 +40,9 @@ def imagenet_classes() -> list[str]:
 
 def load_imagenet(path: str | os.PathLike, label: str | None = None) -> tuple[CBAMResNet, dict]:
     """A 1000-class CBAM-ResNet from a checkpoint file of any supported format, with its card."""
+    from .checkpoints import load_checkpoint
+    from .complexity import count_complexity
+
     model, info = load_checkpoint(path)
     arch = info["architecture"]
     if arch["num_classes"] != 1000:

@@ -15,12 +15,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-from torch import Tensor, nn
+from typing import TYPE_CHECKING
 
 from .cards import build_model, read_card
-from .checkpoints import load_state
 from .weights import WeightsError, read_weights, sha256_file
+
+if TYPE_CHECKING:  # torch is imported when a model is loaded: listing the family needs none
+    from torch import Tensor, nn
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "assets" / "family"
 
@@ -140,6 +141,8 @@ class Family:
 
     def load(self, key: VariantKey) -> tuple[nn.Module, dict]:
         """Like :meth:`load_variant`, for a :class:`VariantKey`."""
+        from .checkpoints import load_state
+
         card = self.card(key)
         own = read_weights(self._verified(card["weights"]["file"], card["weights"]["sha256"]))
         model = self._empty_model(card["architecture"])

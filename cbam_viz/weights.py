@@ -14,10 +14,12 @@ import zipfile
 from pathlib import Path
 from typing import Mapping
 
-import torch
+from typing import TYPE_CHECKING
+
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from torch import Tensor
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 MAX_WEIGHTS_BYTES = 512 * 2**20
 """Largest weights file read: room for the biggest CBAM-ResNet here (a ResNet-101 state dict is
@@ -48,6 +50,8 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 def save_weights(path: str | os.PathLike, state: Mapping[str, Tensor], half: bool = False) -> str:
     """Write ``state`` as safetensors (floating tensors as fp16 when ``half``); return its sha256."""
+    from safetensors.torch import save_file
+
     tensors = {
         k: (v.detach().half() if half and v.is_floating_point() else v.detach()).contiguous().cpu()
         for k, v in state.items()
@@ -78,6 +82,9 @@ def read_weights(path: str | os.PathLike, max_bytes: int | None = None) -> dict:
         head = f.read(16)
     if not head:
         raise WeightsError(f"weights file {path.name} is empty")
+    import torch  # here, not at the top: the app's first page reads no weights and needs no torch
+    from safetensors.torch import load_file
+
     kind = _sniff(head)
     if kind == "safetensors" or path.suffix == ".safetensors":
         try:
@@ -125,7 +132,9 @@ def _sniff(head: bytes) -> str | None:
 
 
 def _as_float32(obj):
-    if isinstance(obj, Tensor):
+    import torch
+
+    if isinstance(obj, torch.Tensor):
         return obj.float() if obj.is_floating_point() else obj
     if isinstance(obj, dict):
         return {k: _as_float32(v) for k, v in obj.items()}

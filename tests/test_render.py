@@ -9,10 +9,11 @@ import torch
 from PIL import Image
 
 from cbam_viz import render
-from cbam_viz.analysis import analyse, centre_crop_box, model_input
+from cbam_viz.analysis import analyse, model_input
 from cbam_viz.attention import CBAMConfig
 from cbam_viz.capture import AttentionRecorder
 from cbam_viz.resnet import cbam_resnet18
+from cbam_viz.results import centre_crop_box
 
 CARD = {"classes": [f"c{i}" for i in range(10)],
         "preprocessing": {"input_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}}
@@ -107,11 +108,14 @@ def test_grid_and_exports(model, image):
     assert g.shape[0] == 4 * (40 + 22 + 6) + 6 and g.shape[1] == 6 + 2 * (40 + 6)  # 4 stages x 2 blocks
     png = render.png_bytes(g)
     assert png.startswith(b"\x89PNG")
-    frame = render.channel_frame(result.block("layer1.0").channel_weights, sort=True, top_k=3)
-    assert frame["weight"].is_monotonic_decreasing and frame["top_k"].sum() == 3 and list(frame["rank"][:3]) == [1, 2, 3]
+    weights = result.block("layer1.0").channel_weights
+    frame = render.channel_rows(weights, sort=True, top_k=3)
+    assert [r["rank"] for r in frame] == list(range(1, len(weights) + 1)) and sum(r["top_k"] for r in frame) == 3
+    assert [r["weight"] for r in frame] == sorted(weights.astype(float), reverse=True)
     rows = render.channel_csv(frame).splitlines()
     assert rows[0] == "channel,weight,rank,top_k" and len(rows) == 1 + len(frame)
     assert [int(r.split(",")[0]) for r in rows[1:]] == list(range(len(frame)))  # channel order, not rank order
+    assert [float(r.split(",")[1]) for r in rows[1:]] == weights.astype(float).tolist()  # every digit kept
     data = json.loads(render.predictions_json(result, {"order": "parallel"}))
     assert data["configuration"]["order"] == "parallel" and len(data["predictions"]) == 5
     bar = render.colorbar("jet", 0.49, 0.51, height=50)
@@ -122,7 +126,7 @@ def test_grid_and_exports(model, image):
     bars = render.channel_chart(frame, "layer1.0")["data"]["values"]
     assert [b["rank"] for b in bars[:3]] == [1, 2, 3] and sum(b["top_k"] for b in bars) == 3
     assert render.channel_chart(frame, "layer1.0")["encoding"]["x"]["field"] == "rank"  # sorted: labelled by rank
-    unsorted = render.channel_frame(result.block("layer1.0").channel_weights, top_k=3)
+    unsorted = render.channel_rows(weights, top_k=3)
     assert render.channel_chart(unsorted, "layer1.0")["encoding"]["x"]["field"] == "channel"
 
 
