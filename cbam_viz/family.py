@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import precomputed
 from .cards import read_card, training_minutes
 from .registry import DEFAULT_ROOT
 from .weights import sha256_file
@@ -108,6 +109,8 @@ def train_family(data: Path, out: Path, archive: Path | None, only: list[str] | 
         if subprocess.run(cmd, check=False).returncode != 0:
             print(f"{step.name}: training failed; rerun the same command to resume", file=sys.stderr)
             return 1
+    if (out / f"{CANONICAL}.json").is_file():
+        print(f"{precomputed.write(out)}: the gallery analysed by {CANONICAL} for the app's first page", flush=True)
     return 0
 
 

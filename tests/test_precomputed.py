@@ -1,0 +1,105 @@
+"""The gallery analysed in advance: equal to a live analysis, used only when weights and image match,
+and the app's first page drawn from it without importing torch."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cbam_viz.analysis import analyse
+from cbam_viz.explain import reference_cbam512
+from cbam_viz.images import load_image
+from cbam_viz.precomputed import FILE_NAME, SAMPLES, Precomputed, write
+from cbam_viz.registry import DEFAULT_ROOT, Family, key_of
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def assert_same(pre, live) -> None:
+    assert [c for c, _ in pre.top] == [c for c, _ in live.top]
+    np.testing.assert_allclose(pre.probabilities, live.probabilities, rtol=0, atol=1e-5)
+    assert [(b.name, b.stage, b.feature_shape) for b in pre.blocks] == [(b.name, b.stage, b.feature_shape) for b in live.blocks]
+    for p, q in zip(pre.blocks, live.blocks):
+        for a, b in ((p.channel_weights, q.channel_weights), (p.spatial_map, q.spatial_map)):
+            assert (a is None) == (b is None)
+            if a is not None:
+                np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(pre.view, live.view)
+
+
+def test_shipped_file_equals_a_live_analysis_of_every_sample():
+    family = Family(DEFAULT_ROOT)
+    model, card = family.load(key_of(family.canonical()))
+    pre = Precomputed(DEFAULT_ROOT)
+    samples = sorted(SAMPLES.glob("*.jpg"))
+    assert samples and set(pre.meta["samples"]) == {p.stem for p in samples}
+    for path in samples:
+        data = path.read_bytes()
+        assert_same(pre.analysis(card, data), analyse(model, load_image(data), card))
+    assert pre.reference == reference_cbam512()
+
+
+@pytest.fixture(scope="module")
+def written(app_family, tmp_path_factory):
+    """A copy of the tests' family with its own precomputed file for two images."""
+    family = tmp_path_factory.mktemp("pre") / "family"
+    shutil.copytree(app_family, family)
+    samples = family.parent / "samples"
+    samples.mkdir()
+    for name in ("cat", "horse"):
+        shutil.copy(SAMPLES / f"{name}.jpg", samples)
+    write(family, samples)
+    return family, samples
+
+
+def test_an_entry_is_used_only_for_the_weights_and_image_it_was_computed_from(written):
+    family_root, samples = written
+    family = Family(family_root)
+    model, card = family.load(key_of(family.canonical()))
+    pre = Precomputed(family_root)
+    data = (samples / "cat.jpg").read_bytes()
+    assert_same(pre.analysis(card, data), analyse(model, load_image(data), card))
+    assert pre.analysis(card, (SAMPLES / "rocket.jpg").read_bytes()) is None  # not in this file
+    assert pre.analysis(card, data[:-10] + b"\0" * 10) is None  # an edited image
+    other = family.card(next(k for k in family.keys() if k != key_of(card)))
+    assert pre.analysis(other, data) is None  # another model's card
+    retrained = json.loads(json.dumps(card))
+    retrained["weights"]["sha256"] = "0" * 64
+    assert pre.analysis(retrained, data) is None
+
+
+@pytest.mark.parametrize("content", [b"", b"not a zip file", b"PK\x03\x04 truncated"])
+def test_a_missing_or_damaged_file_means_everything_runs_live(tmp_path, content):
+    assert Precomputed(tmp_path).meta == {}  # no file
+    (tmp_path / FILE_NAME).write_bytes(content)
+    pre = Precomputed(tmp_path)
+    assert pre.meta == {} and pre.reference is None
+    assert pre.analysis({"weights": {"sha256": "x"}}, (SAMPLES / "cat.jpg").read_bytes()) is None
+
+
+FIRST_PAGE = """
+import sys
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file({app!r}, default_timeout=120).run()
+assert not at.exception and not at.error, (at.exception, at.error)
+assert at.image, "no overlay or grid on the first page"
+print("torch loaded:", "torch" in sys.modules)
+at.selectbox(key="order").set_value("parallel").run()  # a control change runs a model: torch now
+assert not at.exception and not at.error, (at.exception, at.error)
+print("torch loaded after a change:", "torch" in sys.modules)
+"""
+
+
+def test_the_first_page_needs_no_torch():
+    """In a fresh interpreter, the app's first page (the shipped family, a gallery image) is drawn
+    without importing torch; the first change that runs a model imports it."""
+    code = FIRST_PAGE.format(app=str(ROOT / "streamlit_app.py"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                         env={**os.environ, "CBAM_VIZ_FAMILY": ""})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "torch loaded: False" in out.stdout and "torch loaded after a change: True" in out.stdout
