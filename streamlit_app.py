@@ -6,21 +6,27 @@ computed in ``cbam_viz`` or read from a model card.
 
 from __future__ import annotations
 
+import base64
 import html
+import importlib
+import json
 import threading
 from functools import partial
 from pathlib import Path
 
 import streamlit as st
 
+# Nothing imported here loads torch: it is loaded when a model first runs, so the first page, a
+# gallery image analysed in advance (cbam_viz.precomputed), does not wait for it.
 from cbam_viz import render
-from cbam_viz.analysis import Analysis, analyse
 from cbam_viz.cards import training_summary
 from cbam_viz.download import DownloadError, fetch, verify
 from cbam_viz.explain import CHANNEL_FORMULA, ORDER_FORMULAS, SPATIAL_FORMULA, placement, reference_cbam512
 from cbam_viz.imagenet import CBAM_RESNET50, DEFAULT_CACHE, load_imagenet
 from cbam_viz.images import UPLOAD_TYPES, ImageError, Limits, load_image
+from cbam_viz.precomputed import Precomputed
 from cbam_viz.registry import Family, VariantNotFound, default_root, normalise_key
+from cbam_viz.results import Analysis
 from cbam_viz.uploads import UploadStore
 from cbam_viz.weights import MAX_WEIGHTS_BYTES, WeightsError
 
@@ -30,7 +36,16 @@ KERNELS, RATIOS = [3, 7], [8, 16, 32]
 MODELS, SCALES = ["cifar10", "imagenet"], ["relative", "absolute"]
 LIMITS = Limits()
 
-st.set_page_config(page_title="cbam-viz", page_icon="🔎", layout="wide")
+# no emoji page icon: checking one loads Streamlit's emoji catalogue, 0.2 s of the first page
+st.set_page_config(page_title="cbam-viz", layout="wide")
+
+
+def chart(spec: dict) -> None:
+    """A Vega-Lite spec from :mod:`cbam_viz.render`, its inline rows passed to the browser as a JSON data URL:
+    Streamlit converts inline rows to Arrow through pandas, half a second of imports on the first page."""
+    rows = base64.b64encode(json.dumps(spec["data"]["values"]).encode()).decode()
+    data = {"url": f"data:application/json;base64,{rows}", "format": {"type": "json"}}
+    st.vega_lite_chart({**spec, "data": data}, width="stretch")
 
 
 # ---------------------------------------------------------------- cached resources (bounded)
@@ -54,8 +69,15 @@ def imagenet_model(path: str, order: str):
     return model, card, threading.Lock()
 
 
+@st.cache_resource(max_entries=4)
+def precomputed(root: str) -> Precomputed:
+    return Precomputed(root)
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def analysed(model_id: str, image_bytes: bytes, _model, _card, _lock) -> Analysis:
+    from cbam_viz.analysis import analyse  # torch
+
     return analyse(_model, load_image(image_bytes, LIMITS), _card, lock=_lock)
 
 
@@ -63,6 +85,16 @@ def analysed(model_id: str, image_bytes: bytes, _model, _card, _lock) -> Analysi
 def verified(path: str, mtime_ns: int, checksum: str) -> bool:
     """Checksum of a cached download, computed once per version of the file (not on every rerun)."""
     return verify(Path(path), checksum)
+
+
+@st.cache_resource
+def torch_in_background() -> threading.Thread:
+    """Imports the analysis code (torch) in a background thread, once per server: started when a page
+    drawn without it has been sent, so that the first change does not wait the whole import."""
+    thread = threading.Timer(2.0, importlib.import_module, args=("cbam_viz.analysis",))
+    thread.daemon = True
+    thread.start()
+    return thread
 
 
 @st.cache_resource
@@ -153,14 +185,23 @@ st.title("What does CBAM attend to?")
 # ---------------------------------------------------------------- the model
 attention = {(True, True): "both", (True, False): "channel", (False, True): "spatial", (False, False): "none"}[
     (st.session_state.ca, st.session_state.sa)]
+root = str(default_root())
 if builtin:
     try:
-        model, card, lock = variant(str(default_root()), st.session_state.order, st.session_state.kernel,
-                                    st.session_state.ratio, attention)
-    except (VariantNotFound, WeightsError) as e:
+        card = family(root).card(normalise_key(st.session_state.order, st.session_state.kernel,
+                                               st.session_state.ratio, attention))
+    except VariantNotFound as e:
         st.error(str(e))
         st.stop()
     model_id = f"cifar10/{card['name']}/{card['weights']['sha256']}"
+
+    def load_model() -> tuple:
+        """(model, card, lock), the weights read (and checked against the card) on first use."""
+        try:
+            return variant(root, st.session_state.order, st.session_state.kernel, st.session_state.ratio, attention)
+        except WeightsError as e:
+            st.error(str(e))
+            st.stop()
 else:
     cache = DEFAULT_CACHE
     cached = cache / CBAM_RESNET50.file_name
@@ -206,11 +247,15 @@ else:
                 "offline: the built-in CIFAR-10 family works without a network).")
         st.stop()
     try:
-        model, card, lock = imagenet_model(str(weights_path), st.session_state.order)
+        loaded = imagenet_model(str(weights_path), st.session_state.order)
     except WeightsError as e:
         st.error(f"These weights cannot be used: {e}")
         st.stop()
+    card = loaded[1]
     model_id = f"imagenet/{card['weights']['sha256']}/{st.session_state.order}"
+
+    def load_model() -> tuple:
+        return loaded
 
 # ---------------------------------------------------------------- the image
 source = st.radio("Image", ["gallery", "upload", "camera"], horizontal=True, key="source",
@@ -228,13 +273,13 @@ elif source == "camera":
 result = None
 if image_bytes is not None:
     try:
-        result = analysed(model_id, image_bytes, model, card, lock)
+        result = analysed(model_id, image_bytes, *load_model())
     except ImageError as e:
         st.error(f"{image_label}: {e} Showing the gallery image instead.")
 if result is None:
     st.selectbox("Gallery image", samples, at(samples, "sample"), key="sample", help="sources and licences: assets/samples/SOURCES.md")
     image_bytes, image_label = (SAMPLES / f"{st.session_state.sample}.jpg").read_bytes(), st.session_state.sample
-    result = analysed(model_id, image_bytes, model, card, lock)
+    result = precomputed(root).analysis(card, image_bytes) or analysed(model_id, image_bytes, *load_model())
 
 # ---------------------------------------------------------------- predictions and the model card
 left, right = st.columns([3, 2])
@@ -301,8 +346,8 @@ with cw_col:
     if block.channel_weights is None:
         st.info("Channel attention is off in this configuration.")
     else:
-        frame = render.channel_frame(block.channel_weights, st.session_state.sort, st.session_state.topk)
-        st.vega_lite_chart(render.channel_chart(frame, f"{block.name}: channel weights Mc"), width="stretch")
+        frame = render.channel_rows(block.channel_weights, st.session_state.sort, st.session_state.topk)
+        chart(render.channel_chart(frame, f"{block.name}: channel weights Mc"))
         s = render.weight_stats(block.channel_weights)
         st.markdown(render.markdown_table([{"mean": f"{s.mean:.4f}", "std": f"{s.std:.4f}", "min": f"{s.min:.4f}",
                                             "max": f"{s.max:.4f}", "entropy": f"{s.entropy:.4f}"}]))
@@ -332,7 +377,7 @@ if any(b.spatial_map is not None for b in result.blocks):
     st.image(grid, caption="spatial maps from early (top) to late (bottom) stages")
     grid_png = partial(render.png_bytes, grid)
 if any(b.channel_weights is not None for b in result.blocks):
-    st.vega_lite_chart(render.distribution_chart(result), width="stretch")
+    chart(render.distribution_chart(result))
 
 # ---------------------------------------------------------------- classroom
 with st.expander("How CBAM works (for the classroom)"):
@@ -350,7 +395,7 @@ with st.expander("How CBAM works (for the classroom)"):
     diagram = html.escape(placement(card["architecture"]))
     st.markdown(f'<div class="placement" style="white-space: pre; font-family: monospace; overflow-x: auto; '
                 f'line-height: 1.3; margin-bottom: 1rem">{diagram}</div>', unsafe_allow_html=True)
-    cx, ref = card["complexity"], reference()
+    cx, ref = card["complexity"], precomputed(root).reference or reference()
     st.markdown(
         f"**This configuration**: {cx['params']:,} parameters, of which {cx['attention_params']:,} in CBAM; "
         f"{cx['flops']:,} FLOPs at {cx['input_shape'][-1]} px, of which {cx['attention_flops']:,} in CBAM "
@@ -384,3 +429,4 @@ st.query_params.from_dict({
     "smooth": int(st.session_state.smooth), "scale": st.session_state.scale, "sort": int(st.session_state.sort),
     "topk": st.session_state.topk, "sample": st.session_state.get("sample", start["sample"]),
 })
+torch_in_background()

@@ -5,7 +5,9 @@ that is already open), and from a sidebar change (the click on the new option; o
 before it is not counted) to the updated predictions and overlay on screen and the script run
 finished, p50 and p95 over >= 20 changes
 that cycle through the trained orders (k=7, r=16) and kernels (channel-first, r=16).
-Goals: first page <= 5 s, p50 <= 0.5 s.
+The first change is also printed on its own: the first page is drawn from the precomputed gallery
+(cbam_viz.precomputed) without torch, so the first change that runs a model may wait for torch's
+import. Goals: first page <= 5 s, p50 <= 0.5 s.
 
     python bench/app_latency.py [--changes 24] [--family assets/family]
 """
@@ -75,12 +77,14 @@ def main() -> None:
         finally:
             stop_server(proc)
         browser.close()
+    first_change = times[0]
     times.sort()
     p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
     print(f"server healthy after {healthy:.2f} s, page shell {shell:.2f} s, title {titled:.2f} s; "
           f"first complete page {first:.2f} s after start")
     print(f"option picked -> updated predictions and overlay: {len(times)} changes, "
-          f"p50 {statistics.median(times):.3f} s, p95 {p95:.3f} s (first visit of each variant included)")
+          f"p50 {statistics.median(times):.3f} s, p95 {p95:.3f} s (first visit of each variant included); "
+          f"the first change {first_change:.3f} s")
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def first_view(model, card, image_bytes: bytes) -> None:
     block = result.blocks[-1]
     render.overlay(result.view, block.spatial_map)
     render.colorbar("jet", *render.value_range(block.spatial_map, "relative"))
-    json.dumps(render.channel_chart(render.channel_frame(block.channel_weights), block.name))
+    json.dumps(render.channel_chart(render.channel_rows(block.channel_weights), block.name))
     render.grid(result)
     json.dumps(render.distribution_chart(result))
 

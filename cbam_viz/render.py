@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from matplotlib import colormaps
 from PIL import Image, ImageDraw, ImageFont
 
-from .analysis import Analysis, BlockAttention
+from .results import Analysis, BlockAttention
 
 COLORMAPS = ("jet", "inferno", "viridis", "magma", "gray")
 
@@ -132,34 +132,38 @@ def side_by_side(*images: np.ndarray, pad: int = 8) -> np.ndarray:
     return np.asarray(canvas)
 
 
-def channel_frame(weights: np.ndarray, sort: bool = False, top_k: int = 10) -> pd.DataFrame:
-    """Channel weights as a table: channel index, weight, rank (1 = largest) and a top-k flag."""
+def channel_rows(weights: np.ndarray, sort: bool = False, top_k: int = 10) -> list[dict]:
+    """Channel weights as table rows: channel index, weight, rank (1 = largest) and a top-k flag;
+    in channel order, or in rank order when ``sort``."""
     w = np.asarray(weights, dtype=np.float64)
     rank = np.empty(len(w), dtype=int)
     rank[np.argsort(-w, kind="stable")] = np.arange(1, len(w) + 1)
-    df = pd.DataFrame({"channel": np.arange(len(w)), "weight": w, "rank": rank, "top_k": rank <= top_k})
-    if sort:
-        df = df.sort_values("rank").reset_index(drop=True)
-    return df
+    rows = [{"channel": c, "weight": float(w[c]), "rank": int(rank[c]), "top_k": bool(rank[c] <= top_k)}
+            for c in range(len(w))]
+    return sorted(rows, key=lambda r: r["rank"]) if sort else rows
 
 
-def channel_csv(frame: pd.DataFrame) -> str:
-    """A :func:`channel_frame` as CSV in channel order: channel, weight, rank, top_k."""
-    return frame.sort_values("channel").to_csv(index=False)
+def channel_csv(rows: list[dict]) -> str:
+    """:func:`channel_rows` as CSV in channel order: channel, weight, rank, top_k."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, ["channel", "weight", "rank", "top_k"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(sorted(rows, key=lambda r: r["channel"]))
+    return out.getvalue()
 
 
-def channel_chart(frame: pd.DataFrame, title: str) -> dict:
+def channel_chart(rows: list[dict], title: str) -> dict:
     """Vega-Lite spec of one block's channel weights as bars, the top-k highlighted (data inline)."""
     # sorted: the bars in rank order, labelled by rank (each bar's channel is in its tooltip)
-    x = ({"field": "rank", "title": "rank (1 = largest weight)"} if frame["rank"].is_monotonic_increasing
-         else {"field": "channel", "title": "channel"})
+    by_rank = all(a["rank"] < b["rank"] for a, b in zip(rows, rows[1:]))
+    x = {"field": "rank", "title": "rank (1 = largest weight)"} if by_rank else {"field": "channel", "title": "channel"}
     return {
         "title": title,
         "height": 260,
-        "data": {"values": frame[["channel", "weight", "rank", "top_k"]].to_dict("records")},
+        "data": {"values": rows},
         "mark": "bar",
         "encoding": {
-            "x": {**x, "type": "ordinal", "axis": {"labels": len(frame) <= 64}},
+            "x": {**x, "type": "ordinal", "axis": {"labels": len(rows) <= 64}},
             "y": {"field": "weight", "type": "quantitative", "title": "channel weight Mc", "scale": {"domain": [0, 1]}},
             "color": {"condition": {"test": "datum.top_k", "value": "#d62728"}, "value": "#4c78a8"},
             "tooltip": [{"field": "channel", "type": "quantitative"},
