@@ -380,32 +380,35 @@ if any(b.channel_weights is not None for b in result.blocks):
     chart(render.distribution_chart(result))
 
 # ---------------------------------------------------------------- classroom
-with st.expander("How CBAM works (for the classroom)"):
-    st.markdown("**Channel attention** weighs each feature channel:")
-    st.latex(CHANNEL_FORMULA)
-    st.markdown("**Spatial attention** weighs each position:")
-    st.latex(SPATIAL_FORMULA)
-    order = st.session_state.order if both else None
-    if order:
-        st.markdown(f"**Order** ({order}):")
-        st.latex(ORDER_FORMULAS[order])
-    st.markdown("**Where CBAM sits**: on the residual branch, after the last BatchNorm, before the addition.")
-    # a monospace block that keeps its line breaks, without loading st.code's syntax highlighter
-    # (Streamlit turns a bare <pre> into a proportional-font <div>)
-    diagram = html.escape(placement(card["architecture"]))
-    st.markdown(f'<div class="placement" style="white-space: pre; font-family: monospace; overflow-x: auto; '
-                f'line-height: 1.3; margin-bottom: 1rem">{diagram}</div>', unsafe_allow_html=True)
-    cx, ref = card["complexity"], precomputed(root).reference or reference()
-    st.markdown(
-        f"**This configuration**: {cx['params']:,} parameters, of which {cx['attention_params']:,} in CBAM; "
-        f"{cx['flops']:,} FLOPs at {cx['input_shape'][-1]} px, of which {cx['attention_flops']:,} in CBAM "
-        f"({100 * cx['attention_flops'] / cx['flops']:.2f}%).  \n"
-        f"**Reference**: one CBAM(C=512, r=16, k=7) on a 512x7x7 input has {ref['params']:,} parameters and "
-        f"{ref['flops']:,} FLOPs (thop's counting rules)."
-        + (f"  \n**Accuracy** (model card): {card['metrics']['test_top1']:.2f}% top-1." if card.get("metrics") else "")
-    )
-    st.markdown(render.markdown_table([{"CBAM block": n, "parameters": f"{v['params']:,}", "FLOPs": f"{v['flops']:,}"}
-                                        for n, v in cx["blocks"].items()]))
+# drawn only while open: its formulas load KaTeX in the browser, 0.3 s of the first page otherwise
+classroom = st.expander("How CBAM works (for the classroom)", key="classroom", on_change="rerun")
+if classroom.open:
+    with classroom:
+        st.markdown("**Channel attention** weighs each feature channel:")
+        st.latex(CHANNEL_FORMULA)
+        st.markdown("**Spatial attention** weighs each position:")
+        st.latex(SPATIAL_FORMULA)
+        order = st.session_state.order if both else None
+        if order:
+            st.markdown(f"**Order** ({order}):")
+            st.latex(ORDER_FORMULAS[order])
+        st.markdown("**Where CBAM sits**: on the residual branch, after the last BatchNorm, before the addition.")
+        # a monospace block that keeps its line breaks, without loading st.code's syntax highlighter
+        # (Streamlit turns a bare <pre> into a proportional-font <div>)
+        diagram = html.escape(placement(card["architecture"]))
+        st.markdown(f'<div class="placement" style="white-space: pre; font-family: monospace; overflow-x: auto; '
+                    f'line-height: 1.3; margin-bottom: 1rem">{diagram}</div>', unsafe_allow_html=True)
+        cx, ref = card["complexity"], reference()
+        st.markdown(
+            f"**This configuration**: {cx['params']:,} parameters, of which {cx['attention_params']:,} in CBAM; "
+            f"{cx['flops']:,} FLOPs at {cx['input_shape'][-1]} px, of which {cx['attention_flops']:,} in CBAM "
+            f"({100 * cx['attention_flops'] / cx['flops']:.2f}%).  \n"
+            f"**Reference**: one CBAM(C=512, r=16, k=7) on a 512x7x7 input has {ref['params']:,} parameters and "
+            f"{ref['flops']:,} FLOPs (thop's counting rules)."
+            + (f"  \n**Accuracy** (model card): {card['metrics']['test_top1']:.2f}% top-1." if card.get("metrics") else "")
+        )
+        st.markdown(render.markdown_table([{"CBAM block": n, "parameters": f"{v['params']:,}", "FLOPs": f"{v['flops']:,}"}
+                                            for n, v in cx["blocks"].items()]))
 
 # ---------------------------------------------------------------- exports and the shareable URL
 config = {"model": st.session_state.model, "variant": card["name"], "attention": attention,

@@ -10,7 +10,7 @@ that the shipped file equals a live analysis.
     python -m cbam_viz.precomputed [--family assets/family] [--samples assets/samples]
 
 writes ``<family>/precomputed.npz``: per sample, the canonical model's probabilities and every
-block's attention, and the classroom panel's reference figures (:func:`cbam_viz.explain.reference_cbam512`).
+block's attention.
 """
 
 from __future__ import annotations
@@ -40,12 +40,11 @@ def write(family_root: str | os.PathLike, samples: str | os.PathLike = SAMPLES) 
     """Analyse every ``*.jpg`` under ``samples`` with the canonical model of the family at
     ``family_root`` and write the results to ``<family_root>/precomputed.npz``."""
     from .analysis import analyse
-    from .explain import reference_cbam512
 
     family = Family(family_root)
     model, card = family.load(key_of(family.canonical()))
     meta = {"variant": card["name"], "weights_sha256": card["weights"]["sha256"], "samples": {},
-            "reference_cbam512": reference_cbam512(), "made_by": "python -m cbam_viz.precomputed"}
+            "made_by": "python -m cbam_viz.precomputed"}
     arrays: dict[str, np.ndarray] = {}
     for path in sorted(Path(samples).glob("*.jpg")):
         data = path.read_bytes()
@@ -80,11 +79,6 @@ class Precomputed:
                 self.meta = json.loads(str(self.arrays.pop("meta")))
             except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile):
                 self.meta, self.arrays = {}, {}  # a damaged file: everything is analysed live
-
-    @property
-    def reference(self) -> dict | None:
-        """The classroom panel's reference figures, when the file has them."""
-        return self.meta.get("reference_cbam512")
 
     def analysis(self, card: dict, image_bytes: bytes, top_k: int = 5, display_size: int = 384) -> Analysis | None:
         """The analysis of ``image_bytes`` by the model of ``card``, if it was computed in advance, else None."""

@@ -9,6 +9,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import cbam_viz.imagenet
+from cbam_viz.explain import CHANNEL_FORMULA, ORDER_FORMULAS, SPATIAL_FORMULA, reference_cbam512
 
 APP = str(__import__("pathlib").Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
@@ -110,6 +111,23 @@ def test_both_gates_off_is_the_plain_baseline(app):
     assert model_name(app) == "plain" and any("without attention" in i.value for i in app.info)
     app.sidebar.toggle(key="ca").set_value(True).run()  # back to a model with blocks: the chosen block again
     assert app.selectbox(key="block").value == "layer2.0"
+
+
+def test_classroom_panel_is_drawn_when_opened(app, app_family):
+    assert not app.latex  # closed: not drawn, so the first page loads no formula renderer
+    app.session_state["classroom"] = True
+    app.sidebar.selectbox(key="order").set_value("spatial-first").run()
+    assert [f.value.strip("$\n") for f in app.latex] == [CHANNEL_FORMULA, SPATIAL_FORMULA, ORDER_FORMULAS["spatial-first"]]
+    figures = next(m.value for m in app.markdown if "**Reference**" in m.value)
+    ref = reference_cbam512()
+    assert (ref["params"], ref["flops"]) == (32_866, 95_938)  # the figures, computed
+    assert f"has {ref['params']:,} parameters and {ref['flops']:,} FLOPs" in figures
+    card = json.loads((app_family / "spatial-first-k7-r16.json").read_text())
+    cx = card["complexity"]
+    assert f"{cx['params']:,} parameters, of which {cx['attention_params']:,} in CBAM" in figures
+    assert f"**Accuracy** (model card): {card['metrics']['test_top1']:.2f}% top-1" in figures
+    app.session_state["classroom"] = False
+    assert not app.run().latex
 
 
 def test_untrained_configuration_lists_what_exists(app):
