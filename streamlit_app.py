@@ -89,8 +89,9 @@ def verified(path: str, mtime_ns: int, checksum: str) -> bool:
 
 @st.cache_resource
 def torch_in_background() -> threading.Thread:
-    """Imports the analysis code (torch) in a background thread, once per server: started when a page
-    drawn without it has been sent, so that the first change does not wait the whole import."""
+    """Imports the analysis code (torch) in a background thread, once per server process, 2 s after the
+    end of the first script run (whose page may need no torch): by then the browser has drawn that page,
+    which the import would slow down on a small machine, and the first change need not wait for it."""
     thread = threading.Timer(2.0, importlib.import_module, args=("cbam_viz.analysis",))
     thread.daemon = True
     thread.start()
