@@ -11,7 +11,6 @@ import json
 import os
 import platform
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch is imported where a network is built: reading cards needs none

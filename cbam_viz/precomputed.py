@@ -82,7 +82,7 @@ class Precomputed:
 
     def analysis(self, card: dict, image_bytes: bytes, top_k: int = 5, display_size: int = 384) -> Analysis | None:
         """The analysis of ``image_bytes`` by the model of ``card``, if it was computed in advance, else None."""
-        if not self.meta or card["weights"]["sha256"] != self.meta["weights_sha256"]:
+        if not self.meta or card["weights"]["sha256"] != self.meta.get("weights_sha256"):
             return None
         digest = _sha256(image_bytes)
         sample = next((s for s, e in self.meta["samples"].items() if e["image_sha256"] == digest), None)

@@ -12,9 +12,7 @@ import os
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Mapping
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 from safetensors import SafetensorError
 
