@@ -76,6 +76,8 @@ class Precomputed:
             try:
                 with np.load(path, allow_pickle=False) as f:
                     self.arrays = {k: f[k] for k in f.files}
+                for a in self.arrays.values():
+                    a.setflags(write=False)  # shared by every session that shows them: never changed in place
                 self.meta = json.loads(str(self.arrays.pop("meta")))
             except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile):
                 self.meta, self.arrays = {}, {}  # a damaged file: everything is analysed live

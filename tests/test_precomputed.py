@@ -62,6 +62,9 @@ def test_an_entry_is_used_only_for_the_weights_and_image_it_was_computed_from(wr
     pre = Precomputed(family_root)
     data = (samples / "cat.jpg").read_bytes()
     assert_same(pre.analysis(card, data), analyse(model, load_image(data), card))
+    shown = pre.analysis(card, data)
+    with pytest.raises(ValueError, match="read-only"):  # shared by every session: nobody may change them
+        shown.blocks[0].spatial_map[0, 0] = 0.0
     assert pre.analysis(card, (SAMPLES / "rocket.jpg").read_bytes()) is None  # not in this file
     assert pre.analysis(card, data[:-10] + b"\0" * 10) is None  # an edited image
     other = family.card(next(k for k in family.keys() if k != key_of(card)))
