@@ -54,13 +54,13 @@ def family(root: str) -> Family:
     return Family(root)
 
 
-@st.cache_resource(max_entries=24)
+@st.cache_resource(max_entries=24, show_spinner="Loading the model (the first one also loads PyTorch)…")
 def variant(root: str, order: str, kernel: int, ratio: int, attention: str):
     model, card = family(root).load(normalise_key(order, kernel, ratio, attention))
     return model, card, threading.Lock()
 
 
-@st.cache_resource(max_entries=3)
+@st.cache_resource(max_entries=3, show_spinner="Loading the ImageNet model and counting its FLOPs…")
 def imagenet_model(path: str, order: str):
     model, card = load_imagenet(path)
     for m in model.modules():
