@@ -14,7 +14,7 @@ from PIL import Image
 from torch import nn
 
 from .capture import AttentionRecorder
-from .results import Analysis, BlockAttention, display_view, model_crop
+from .results import Analysis, BlockAttention, display_view, model_crop, top_classes
 
 
 def average_with_mirror(model: nn.Module, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -59,8 +59,6 @@ def analyse(model: nn.Module, image: Image.Image, card: dict, lock: threading.Lo
         if card["preprocessing"].get("flip_average"):
             logits = average_with_mirror(model, x, logits)
     probs = torch.softmax(logits[0].float(), 0).numpy()
-    order = np.argsort(-probs)[:top_k]
-    classes = card["classes"]
     blocks = [
         BlockAttention(
             r.name,
@@ -71,4 +69,4 @@ def analyse(model: nn.Module, image: Image.Image, card: dict, lock: threading.Lo
         )
         for r in rec.records
     ]
-    return Analysis([(classes[i], float(probs[i])) for i in order], probs, blocks, view)
+    return Analysis(top_classes(probs, card["classes"], top_k), probs, blocks, view)

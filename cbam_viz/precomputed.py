@@ -26,7 +26,7 @@ import numpy as np
 
 from .images import load_image
 from .registry import DEFAULT_ROOT, Family, key_of
-from .results import Analysis, BlockAttention, display_view, model_crop
+from .results import Analysis, BlockAttention, display_view, model_crop, top_classes
 
 FILE_NAME = "precomputed.npz"
 SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
@@ -91,14 +91,13 @@ class Precomputed:
         if sample is None:
             return None
         probs = self.arrays[f"{sample}/probabilities"]
-        order = np.argsort(-probs)[:top_k]
         blocks = [
             BlockAttention(b["name"], b["stage"], self.arrays.get(f"{sample}/{b['name']}/channel"),
                            self.arrays.get(f"{sample}/{b['name']}/spatial"), tuple(b["feature_shape"]))
             for b in self.meta["samples"][sample]["blocks"]
         ]
         view = display_view(model_crop(load_image(image_bytes), card["preprocessing"]), display_size)
-        return Analysis([(card["classes"][i], float(probs[i])) for i in order], probs, blocks, view)
+        return Analysis(top_classes(probs, card["classes"], top_k), probs, blocks, view)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,6 +40,11 @@ class Analysis:
         raise KeyError(f"no CBAM block named {name!r}; blocks: {[b.name for b in self.blocks]}")
 
 
+def top_classes(probabilities: np.ndarray, classes: list[str], k: int = 5) -> list[tuple[str, float]]:
+    """The ``k`` most probable classes and their probabilities, best first (:attr:`Analysis.top`)."""
+    return [(classes[i], float(probabilities[i])) for i in np.argsort(-probabilities)[:k]]
+
+
 def centre_crop_box(size: tuple[int, int], crop_fraction: float) -> tuple[int, int, int, int]:
     """The square centre crop the model sees: shorter side resized, then ``crop_fraction`` of it kept."""
     w, h = size
