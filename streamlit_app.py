@@ -24,13 +24,12 @@ from cbam_viz.download import DownloadError, fetch, verify
 from cbam_viz.explain import CHANNEL_FORMULA, ORDER_FORMULAS, SPATIAL_FORMULA, placement, reference_cbam512
 from cbam_viz.imagenet import CBAM_RESNET50, DEFAULT_CACHE, load_imagenet
 from cbam_viz.images import UPLOAD_TYPES, ImageError, Limits, load_image
-from cbam_viz.precomputed import Precomputed
+from cbam_viz.precomputed import SAMPLES, Precomputed
 from cbam_viz.registry import Family, VariantNotFound, default_root, normalise_key
 from cbam_viz.results import Analysis
 from cbam_viz.uploads import UploadStore
 from cbam_viz.weights import MAX_WEIGHTS_BYTES, WeightsError
 
-SAMPLES = Path(__file__).resolve().parent / "assets" / "samples"
 ORDERS = ["channel-first", "spatial-first", "parallel"]
 KERNELS, RATIOS = [3, 7], [8, 16, 32]
 MODELS, SCALES = ["cifar10", "imagenet"], ["relative", "absolute"]
@@ -75,10 +74,16 @@ def precomputed(root: str) -> Precomputed:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def analysed(model_id: str, image_bytes: bytes, _model, _card, _lock) -> Analysis:
+def analysed(model_id: str, image_bytes: bytes, root: str, _card: dict, _load_model) -> Analysis:
+    """The analysis of an image by the model of ``_card``: read from the family's precomputed gallery
+    when it is there (no model run, no torch), else run by ``_load_model()``'s (model, card, lock)."""
+    known = precomputed(root).analysis(_card, image_bytes)
+    if known is not None:
+        return known
     from cbam_viz.analysis import analyse  # torch
 
-    return analyse(_model, load_image(image_bytes, LIMITS), _card, lock=_lock)
+    model, card, lock = _load_model()
+    return analyse(model, load_image(image_bytes, LIMITS), card, lock=lock)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -274,13 +279,13 @@ elif source == "camera":
 result = None
 if image_bytes is not None:
     try:
-        result = analysed(model_id, image_bytes, *load_model())
+        result = analysed(model_id, image_bytes, root, card, load_model)
     except ImageError as e:
         st.error(f"{image_label}: {e} Showing the gallery image instead.")
 if result is None:
     st.selectbox("Gallery image", samples, at(samples, "sample"), key="sample", help="sources and licences: assets/samples/SOURCES.md")
     image_bytes, image_label = (SAMPLES / f"{st.session_state.sample}.jpg").read_bytes(), st.session_state.sample
-    result = precomputed(root).analysis(card, image_bytes) or analysed(model_id, image_bytes, *load_model())
+    result = analysed(model_id, image_bytes, root, card, load_model)
 
 # ---------------------------------------------------------------- predictions and the model card
 left, right = st.columns([3, 2])
