@@ -26,6 +26,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
+from . import fused
+
 Order = Literal["channel-first", "spatial-first", "parallel"]
 Attention = Literal["both", "channel", "spatial", "none"]
 
@@ -146,6 +148,10 @@ class ChannelAttention(nn.Module):
         self.mlp = nn.Sequential(fc1, nn.ReLU(inplace=True), fc2)
 
     def forward(self, x: Tensor) -> Tensor:
+        fc1, relu, fc2 = self.mlp._modules.values()  # (iterating the Sequential itself is 10x slower)
+        w1, b1, w2, b2 = fc1.weight, fc1.bias, fc2.weight, fc2.bias
+        if not self.training and fused.usable(x, w1, b1, w2, b2) and fused.unobserved(self.avg_pool, fc1, relu, fc2):
+            return fused.channel_gate(x, w1, b1, w2, b2)
         b, c = x.shape[:2]
         # Both descriptors go through the shared MLP as one batch of 2B rows.
         # amax rather than AdaptiveMaxPool2d, which also computes argmax indices (3x slower on CPU)
@@ -164,7 +170,15 @@ class SpatialAttention(nn.Module):
         self.conv = GateConv(kernel_size)
         self.bn = nn.BatchNorm2d(1, momentum=0.01) if spec.spatial_bn else nn.Identity()
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, scale: Tensor | None = None) -> Tensor:
+        """The map of ``x``, or with ``scale`` (channel weights, B x C x 1 x 1) of ``x * scale``,
+        which the compiled kernel never materialises."""
+        conv, bn = self.conv, self.bn
+        stats = (bn.weight, bn.bias, bn.running_mean, bn.running_var) if isinstance(bn, nn.BatchNorm2d) else ()
+        if not self.training and fused.usable(x, scale, conv.weight, *stats) and fused.unobserved(conv, bn):
+            return fused.spatial_gate(x, conv.weight, (*stats, bn.eps) if stats else None, self.max_first, scale)
+        if scale is not None:
+            x = x * scale
         mean, amax = x.mean(1, keepdim=True), x.amax(1, keepdim=True)
         pooled = torch.cat([amax, mean] if self.max_first else [mean, amax], dim=1)
         return self.bn(self.conv(pooled)).sigmoid_()
@@ -194,9 +208,11 @@ class CBAM(nn.Module):
         self.channel = ChannelAttention(channels, config.reduction, config.layout) if config.uses_channel else None
         self.spatial = SpatialAttention(config.kernel_size, config.layout) if config.uses_spatial else None
 
-    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
-        """The refined features; with ``residual``, ``residual + refined`` (the last gate and the
-        addition then run as one ``addcmul`` pass, as the residual blocks use it)."""
+    def forward(self, x: Tensor, residual: Tensor | None = None, relu: bool = False) -> Tensor:
+        """The refined features; with ``residual``, ``residual + refined``, through a ReLU if ``relu``
+        (the last gate, the addition and the ReLU then run as one pass, as the residual blocks use it)."""
+        if residual is not None and self.inplace and fused.usable(x, residual):
+            return self._compiled(x, residual, relu)
         inplace = self.inplace
         if self.spatial is None or self.channel is None:
             first, last = x, (self.spatial if self.channel is None else self.channel)(x)
@@ -211,4 +227,19 @@ class CBAM(nn.Module):
             first = _apply(x, channel, inplace)
         if residual is None:
             return _apply(first, last, inplace)
-        return torch.addcmul(residual, first, last)
+        out = torch.addcmul(residual, first, last)
+        return out.relu_() if relu else out
+
+    def _compiled(self, x: Tensor, residual: Tensor, relu: bool) -> Tensor:
+        """Inference with :mod:`cbam_viz.fused`: the gates (module calls still, so that hooks see
+        them), then ``residual + x * Mc * Ms`` (and the ReLU) in one pass over ``x``, in place."""
+        channel_gate, spatial_gate = self.channel, self.spatial
+        channel = spatial = None
+        if self.order == "spatial-first" and channel_gate is not None and spatial_gate is not None:
+            x = x.mul_(spatial_gate(x))
+            channel = channel_gate(x)
+        else:
+            channel = channel_gate(x) if channel_gate is not None else None
+            if spatial_gate is not None:  # channel-first: the map of x * Mc, parallel: of x
+                spatial = spatial_gate(x, scale=channel if self.order == "channel-first" else None)
+        return fused.gate_residual(x, residual, relu, channel, spatial)

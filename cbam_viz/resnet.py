@@ -11,6 +11,7 @@ from typing import Literal
 
 from torch import Tensor, nn
 
+from . import fused
 from .attention import CBAM, CBAMConfig
 
 Stem = Literal["imagenet", "cifar"]
@@ -37,11 +38,16 @@ def _cbam(channels: int, config: CBAMConfig | None) -> CBAM | None:
     return None if config is None or config.attention == "none" else CBAM(channels, config, inplace=True)
 
 
-def _refine_add(cbam: CBAM | None, out: Tensor, identity: Tensor) -> Tensor:
-    """``cbam(out) + identity``: the residual branch, refined, added to the shortcut."""
+def _refine_add(cbam: CBAM | None, out: Tensor, identity: Tensor, relu: nn.Module | None = None) -> Tensor:
+    """``cbam(out) + identity``, the residual branch refined and added to the shortcut, then ``relu``
+    if given (inside CBAM's last pass when no hook watches the ReLU module)."""
     if cbam is None:
-        return out.add_(identity)
-    return cbam(out, identity)
+        out = out.add_(identity)
+    elif relu is not None and fused.unobserved(relu):
+        return cbam(out, identity, relu=True)
+    else:
+        out = cbam(out, identity)
+    return out if relu is None else relu(out)
 
 
 class BasicBlock(nn.Module):
@@ -63,7 +69,7 @@ class BasicBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(_refine_add(self.cbam, out, x if self.downsample is None else self.downsample(x)))
+        return _refine_add(self.cbam, out, x if self.downsample is None else self.downsample(x), self.relu)
 
 
 class Bottleneck(nn.Module):
@@ -88,7 +94,7 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(_refine_add(self.cbam, out, x if self.downsample is None else self.downsample(x)))
+        return _refine_add(self.cbam, out, x if self.downsample is None else self.downsample(x), self.relu)
 
 
 class CBAMResNet(nn.Module):

@@ -43,8 +43,23 @@ def test_cbam_sits_before_the_addition():
     (features, shortcut), refined_plus_shortcut = calls[1][1], calls[1][2]
     assert features is calls[0][1] and shortcut is x  # CBAM refines the last BatchNorm's output
     block.cbam.inplace = False
-    torch.testing.assert_close(refined_plus_shortcut, block.cbam(calls[0][2]) + x)  # then the shortcut is added
-    torch.testing.assert_close(out, torch.relu(refined_plus_shortcut))
+    # then the shortcut is added, and the block's ReLU runs in the same call (no hook watches it)
+    torch.testing.assert_close(refined_plus_shortcut, torch.relu(block.cbam(calls[0][2]) + x))
+    torch.testing.assert_close(out, refined_plus_shortcut)
+
+
+def test_a_watched_relu_is_called_after_cbam():
+    model = cbam_resnet18(CBAMConfig()).eval()
+    block = model.layer1[0]
+    seen = []
+    block.cbam.register_forward_hook(lambda m, i, o: seen.append(("cbam", o.clone())))
+    block.relu.register_forward_pre_hook(lambda m, i: seen.append(("relu", i[0].clone())))  # in place: before
+    x = torch.randn(1, 64, 8, 8)
+    with torch.no_grad():
+        out = block(x)
+    assert [name for name, _ in seen] == ["relu", "cbam", "relu"]  # bn1's ReLU, CBAM, then the block's own
+    torch.testing.assert_close(seen[2][1], seen[1][1])  # the ReLU gets CBAM's refined + shortcut
+    assert seen[1][1].min() < 0 and out.min() >= 0
 
 
 @pytest.mark.parametrize("builder,blocks", [(cbam_resnet18, 8), (cbam_resnet34, 16), (cbam_resnet50, 16), (cbam_resnet101, 33)])

@@ -1,0 +1,156 @@
+/* CBAM's gates for CPU inference, each in one call: float32, contiguous NCHW, batch B.
+ *
+ * Compiled on first use by cbam_viz/fused.py (cc -O3 -march=native -fopenmp) and called through
+ * ctypes. Stock PyTorch spends ~30 small operator calls and 7 passes over the feature map per CBAM
+ * block; these kernels make it 3 calls and 4 passes. Results equal the stock operators' up to
+ * float32 rounding (tests/test_fused.py); NaN propagates as in torch.amax and torch.relu.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#define MAX(a, b) ((b) > (a) ? (b) : (a)) /* vectorises; a NaN is found through the sum (see has_nan) */
+#define LANES 16   /* independent accumulators, so the compiler vectorises the reductions */
+#define CHUNK 512  /* positions per task in the spatial pooling */
+#define PARALLEL_WORK 65536  /* below this many values a call runs on one thread */
+#define RELU(v) ((v) < 0.f ? 0.f : (v)) /* NaN stays, as in torch.relu */
+
+static float sigmoid(float v) { return 1.f / (1.f + expf(-v)); }
+
+/* Whether the n values p[i * step] * scale[i] (scale may be NULL) hold a NaN. Asked only when their
+ * sum is NaN (a NaN, or +inf and -inf together), so that the max is NaN exactly when torch.amax's is. */
+static int has_nan(const float *p, const float *scale, int64_t n, int64_t step) {
+    for (int64_t i = 0; i < n; ++i) {
+        float v = p[i * step] * (scale ? scale[i] : 1.f);
+        if (v != v) return 1;
+    }
+    return 0;
+}
+
+static float dot(const float *a, const float *b, int64_t n) {
+    float s[LANES] = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; ++l) s[l] += a[i + l] * b[i + l];
+    float t = 0.f;
+    for (; i < n; ++i) t += a[i] * b[i];
+    for (int l = 0; l < LANES; ++l) t += s[l];
+    return t;
+}
+
+/* Mc = sigmoid(MLP(avg_hw x) + MLP(max_hw x)), MLP(v) = w2 relu(w1 v + b1) + b2, into out (B, C).
+ * w1 (hid, C), w2 (C, hid); b1, b2 may be NULL. Returns 0, or -1 when out of memory. */
+int channel_gate(const float *x, int64_t B, int64_t C, int64_t HW, const float *w1, const float *b1,
+                 int64_t hid, const float *w2, const float *b2, float *out, int threads) {
+    float *pooled = malloc(sizeof(float) * (2 * B * C + B * hid)), *hidden = pooled + 2 * B * C;
+    if (!pooled) return -1;
+    #pragma omp parallel num_threads(threads) if (B * C * (HW + 2 * hid) > PARALLEL_WORK)
+    {
+        #pragma omp for schedule(static)
+        for (int64_t bc = 0; bc < B * C; ++bc) {
+            const float *p = x + bc * HW;
+            float s[LANES], m[LANES];
+            for (int l = 0; l < LANES; ++l) { s[l] = 0.f; m[l] = -INFINITY; }
+            int64_t i = 0;
+            for (; i + LANES <= HW; i += LANES)
+                for (int l = 0; l < LANES; ++l) { s[l] += p[i + l]; m[l] = MAX(m[l], p[i + l]); }
+            for (int l = 0; i < HW; ++i, ++l) { s[l] += p[i]; m[l] = MAX(m[l], p[i]); }
+            float sum = 0.f, mx = -INFINITY;
+            for (int l = 0; l < LANES; ++l) { sum += s[l]; mx = MAX(mx, m[l]); }
+            int64_t b = bc / C, c = bc % C;
+            pooled[b * C + c] = sum / (float)HW;
+            pooled[(B + b) * C + c] = sum != sum && has_nan(p, 0, HW, 1) ? NAN : mx;
+        }
+        /* the second layer is linear: w2 h_avg + b2 + w2 h_max + b2 = w2 (h_avg + h_max) + 2 b2 */
+        #pragma omp for schedule(static)
+        for (int64_t j = 0; j < hid; ++j)
+            for (int64_t b = 0; b < B; ++b) {
+                float bias = b1 ? b1[j] : 0.f;
+                float avg = dot(w1 + j * C, pooled + b * C, C) + bias, max = dot(w1 + j * C, pooled + (B + b) * C, C) + bias;
+                hidden[b * hid + j] = RELU(avg) + RELU(max);
+            }
+        #pragma omp for schedule(static)
+        for (int64_t c = 0; c < C; ++c)
+            for (int64_t b = 0; b < B; ++b)
+                out[b * C + c] = sigmoid(dot(w2 + c * hid, hidden + b * hid, hid) + (b2 ? 2.f * b2[c] : 0.f));
+    }
+    free(pooled);
+    return 0;
+}
+
+/* Ms = sigmoid(bn(conv_kxk([mean_c x, max_c x]))) into out (B, H, W); [max, mean] when max_first.
+ * With scale (B, C), the map of x * scale (x is not changed). conv_w (2, k, k), zero padding k / 2,
+ * no bias; bn_* may be NULL (no BatchNorm). Returns 0, or -1 when out of memory. */
+int spatial_gate(const float *x, const float *scale, int64_t B, int64_t C, int64_t H, int64_t W, const float *conv_w,
+                 int64_t k, const float *bn_w, const float *bn_b, const float *bn_mean, const float *bn_var,
+                 double eps, int max_first, float *out, int threads) {
+    int64_t HW = H * W, chunks = (HW + CHUNK - 1) / CHUNK, pad = k / 2;
+    float *pooled = malloc(sizeof(float) * 2 * B * HW);
+    if (!pooled) return -1;
+    float mul = 1.f, add = 0.f;
+    if (bn_w) {
+        mul = bn_w[0] / sqrtf(bn_var[0] + (float)eps);
+        add = bn_b[0] - bn_mean[0] * mul;
+    }
+    #pragma omp parallel num_threads(threads) if (B * C * HW > PARALLEL_WORK)
+    {
+        #pragma omp for schedule(static)
+        for (int64_t task = 0; task < B * chunks; ++task) {
+            int64_t b = task / chunks, p0 = (task % chunks) * CHUNK;
+            int64_t n = (p0 + CHUNK < HW ? p0 + CHUNK : HW) - p0;
+            float sum[CHUNK], mx[CHUNK];
+            for (int64_t j = 0; j < n; ++j) { sum[j] = 0.f; mx[j] = -INFINITY; }
+            for (int64_t c = 0; c < C; ++c) {
+                const float *row = x + (b * C + c) * HW + p0;
+                if (scale) {
+                    float g = scale[b * C + c];
+                    for (int64_t j = 0; j < n; ++j) { float v = row[j] * g; sum[j] += v; mx[j] = MAX(mx[j], v); }
+                } else {
+                    for (int64_t j = 0; j < n; ++j) { sum[j] += row[j]; mx[j] = MAX(mx[j], row[j]); }
+                }
+            }
+            const float *column = x + b * C * HW + p0;
+            float *mean_out = pooled + (b * 2 + (max_first ? 1 : 0)) * HW + p0;
+            float *max_out = pooled + (b * 2 + (max_first ? 0 : 1)) * HW + p0;
+            for (int64_t j = 0; j < n; ++j) {
+                mean_out[j] = sum[j] / (float)C;
+                max_out[j] = sum[j] != sum[j] && has_nan(column + j, scale ? scale + b * C : 0, C, HW) ? NAN : mx[j];
+            }
+        }
+        #pragma omp for schedule(static)
+        for (int64_t row = 0; row < B * H; ++row) {
+            int64_t b = row / H, y = row % H;
+            float acc[W], line[W + 2 * pad];
+            for (int64_t i = 0; i < W; ++i) acc[i] = 0.f;
+            for (int64_t ch = 0; ch < 2; ++ch)
+                for (int64_t dy = 0; dy < k; ++dy) {
+                    int64_t yy = y + dy - pad;
+                    if (yy < 0 || yy >= H) continue;
+                    const float *src = pooled + (b * 2 + ch) * HW + yy * W, *wk = conv_w + (ch * k + dy) * k;
+                    for (int64_t i = 0; i < W + 2 * pad; ++i) line[i] = i >= pad && i < pad + W ? src[i - pad] : 0.f;
+                    for (int64_t dx = 0; dx < k; ++dx)
+                        for (int64_t i = 0; i < W; ++i) acc[i] += wk[dx] * line[i + dx];
+                }
+            for (int64_t i = 0; i < W; ++i) out[b * HW + y * W + i] = sigmoid(acc[i] * mul + add);
+        }
+    }
+    free(pooled);
+    return 0;
+}
+
+/* x = residual + x * channel[b, c] * spatial[b, p], then ReLU when relu != 0, in place; channel (B, C)
+ * or spatial (B, H * W) may be NULL (no such gate). */
+void gate_residual(float *x, const float *channel, const float *spatial, const float *residual, int64_t B,
+                   int64_t C, int64_t HW, int relu, int threads) {
+    #pragma omp parallel for num_threads(threads) schedule(static) if (B * C * HW > PARALLEL_WORK)
+    for (int64_t bc = 0; bc < B * C; ++bc) {
+        float *px = x + bc * HW, g = channel ? channel[bc] : 1.f;
+        const float *pr = residual + bc * HW;
+        if (spatial) {
+            const float *ps = spatial + (bc / C) * HW;
+            for (int64_t i = 0; i < HW; ++i) { float v = pr[i] + px[i] * g * ps[i]; px[i] = relu ? RELU(v) : v; }
+        } else {
+            for (int64_t i = 0; i < HW; ++i) { float v = pr[i] + px[i] * g; px[i] = relu ? RELU(v) : v; }
+        }
+    }
+}
