@@ -94,10 +94,15 @@ def verified(path: str, mtime_ns: int, checksum: str) -> bool:
 
 @st.cache_resource
 def torch_in_background() -> threading.Thread:
-    """Imports the analysis code (torch) in a background thread, once per server process, 2 s after the
-    end of the first script run (whose page may need no torch): by then the browser has drawn that page,
-    which the import would slow down on a small machine, and the first change need not wait for it."""
-    thread = threading.Timer(2.0, importlib.import_module, args=("cbam_viz.analysis",))
+    """Imports the analysis code (torch) and loads CBAM's compiled gates (building them, the first time on
+    this machine) in a background thread, once per server process, 2 s after the end of the first script
+    run (whose page may need no torch): by then the browser has drawn that page, which this work would
+    slow down on a small machine, and the first change need not wait for it."""
+    def warm_up() -> None:
+        importlib.import_module("cbam_viz.analysis")
+        importlib.import_module("cbam_viz.fused").library()
+
+    thread = threading.Timer(2.0, warm_up)
     thread.daemon = True
     thread.start()
     return thread

@@ -6,12 +6,12 @@ is what the gates' passes over the feature maps cost when the maps come from mem
 a real forward. Also prints the whole forward against the same network built without attention.
 
 With ``--ablate``, times the forward against torchvision's ResNet-50 (interleaved, in one process)
-with parts of the gates' arithmetic taken out, to show which part costs what: the gates as they
-are; the channel gate without its shared MLP; both gates replaced by constants (only the
-multiplications left); every CBAM module compiled by ``torch.compile``, which fuses the gates'
-passes over the feature map (needs a C++ compiler; the first run compiles for ~30 s); and every
-CBAM's inference written with the fewest ATen calls and no module calls inside the gates, the
-ceiling of stock operators (same outputs within float rounding).
+in several setups: the gates as they are (the compiled kernels of :mod:`cbam_viz.fused`, when a C
+compiler is there); the same on stock operators only; on stock operators, the channel gate without
+its shared MLP, and both gates replaced by constants (only the multiplications left); every CBAM
+module compiled by ``torch.compile`` (Inductor's C++ kernels; the first run compiles for ~30 s);
+and every CBAM's inference written with the fewest ATen calls, the ceiling of stock operators
+(same outputs within float rounding).
 
     python bench/cbam_cost.py [--runs 25] [--ablate]
 """
@@ -28,6 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cbam_viz import fused  # noqa: E402
 from cbam_viz.attention import CBAM, CBAMConfig, ChannelAttention, SpatialAttention  # noqa: E402
 from cbam_viz.resnet import cbam_resnet50  # noqa: E402
 
@@ -46,11 +47,11 @@ def channel_constant(self: ChannelAttention, x: torch.Tensor) -> torch.Tensor:
     return x.new_full((x.shape[0], x.shape[1], 1, 1), 0.5)
 
 
-def spatial_constant(self: SpatialAttention, x: torch.Tensor) -> torch.Tensor:
+def spatial_constant(self: SpatialAttention, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
     return x.new_full((x.shape[0], 1, *x.shape[2:]), 0.5)
 
 
-def fewest_ops(self: CBAM, features: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+def fewest_ops(self: CBAM, features: torch.Tensor, residual: torch.Tensor, relu: bool = False) -> torch.Tensor:
     """Channel-first CBAM inference (timm layout, as the model here) in the fewest ATen calls: both
     pooled descriptors through the first MLP layer in one product, the second layer once on the sum
     of the two hidden vectors (it is linear), the spatial convolution and BatchNorm called directly."""
@@ -62,7 +63,8 @@ def fewest_ops(self: CBAM, features: torch.Tensor, residual: torch.Tensor) -> to
     conv, bn = spatial.conv, spatial.bn
     s = torch._C._nn.thnn_conv2d(pooled, conv.weight, conv.kernel_size, None, conv.stride, conv.padding)
     s = torch.nn.functional.batch_norm(s, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
-    return torch.addcmul(residual, features, s.sigmoid_())
+    out = torch.addcmul(residual, features, s.sigmoid_())
+    return out.relu_() if relu else out
 
 
 def ablate(model: torch.nn.Module, x: torch.Tensor, runs: int) -> None:
@@ -73,8 +75,10 @@ def ablate(model: torch.nn.Module, x: torch.Tensor, runs: int) -> None:
     gates = [m for m in model.modules() if isinstance(m, CBAM)]
     compiled = [torch.compile(m.forward, dynamic=False) for m in gates]
     as_is = (ChannelAttention.forward, SpatialAttention.forward)
+    usable = fused.usable
     setups = {
         "gates as they are": as_is,
+        "stock operators (no compiled kernels)": as_is,
         "channel gate without its MLP": (channel_without_mlp, as_is[1]),
         "both gates constant (multiplications only)": (channel_constant, spatial_constant),
         "CBAM modules compiled (torch.compile)": as_is,
@@ -83,9 +87,10 @@ def ablate(model: torch.nn.Module, x: torch.Tensor, runs: int) -> None:
 
     def use(name: str) -> None:
         ChannelAttention.forward, SpatialAttention.forward = setups[name]
-        for gate, fused in zip(gates, compiled):
+        fused.usable = usable if name == "gates as they are" else (lambda *tensors: False)
+        for gate, fast in zip(gates, compiled):
             if name.startswith("CBAM modules compiled"):
-                gate.forward = fused
+                gate.forward = fast
             elif name.startswith("fewest ATen calls"):
                 gate.forward = fewest_ops.__get__(gate)
             else:

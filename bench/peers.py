@@ -25,7 +25,7 @@ from PIL import Image
 from timm.utils import AttentionExtract
 from torchvision.models import resnet50
 
-from cbam_viz import AttentionRecorder, render
+from cbam_viz import AttentionRecorder, fused, render
 from cbam_viz.analysis import analyse
 from cbam_viz.attention import CBAMConfig
 from cbam_viz.checkpoints import load_state, to_native
@@ -90,12 +90,12 @@ def main() -> None:
     def theirs_captured():
         assert len(extract(x)) == 32
 
+    gates = "compiled kernels (cbam_viz.fused)" if fused.library() else "stock operators (no C compiler)"
     print(f"torch {torch.__version__}, timm {timm.__version__}, 2 threads, batch 1, 224 px, eval, no_grad, "
-          f"{args.pairs} pairs")
+          f"{args.pairs} pairs; our CBAM gates: {gates}")
     print(f"{'comparison':<58}{'A ms':>8}{'B ms':>8}{'B/A':>7}")
     with torch.no_grad():
-        with torch.no_grad():
-            assert torch.allclose(ours(x), theirs(x), atol=1e-4)
+        assert torch.allclose(ours(x), theirs(x), atol=1e-4)
         rows = [
             ("A torchvision ResNet-50 (no attention), B our CBAM-ResNet-50", lambda: bare(x), lambda: ours(x)),
             ("A timm CBAM ResNet-50, B ours (identical weights)", lambda: theirs(x), lambda: ours(x)),
