@@ -117,12 +117,21 @@ def _check(status: int) -> None:
         raise MemoryError("CBAM's compiled gates could not allocate their scratch memory")
 
 
+def _shape_error(what: str, got: tuple, expected: tuple) -> ValueError:
+    """What the stock operators would have refused; the kernels must never read past a tensor."""
+    return ValueError(f"{what} has shape {tuple(got)}, expected {tuple(expected)}")
+
+
 def channel_gate(x: Tensor, w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | None) -> Tensor:
     """Channel attention weights (B, C, 1, 1) of ``x`` through the shared MLP ``w2 relu(w1 . + b1) + b2``
     (weights (hidden, C[, 1, 1]) and (C, hidden[, 1, 1]), biases may be None)."""
     b, c, h, w = x.shape
+    hidden = w1.shape[0]
+    if (w1.shape[:2] != (hidden, c) or w2.shape[:2] != (c, hidden) or w1.numel() != hidden * c != w2.numel()
+            or (b1 is not None and b1.numel() != hidden) or (b2 is not None and b2.numel() != c)):
+        raise _shape_error("the channel MLP's weights", (*w1.shape, *w2.shape), (hidden, c, c, hidden))
     out = x.new_empty(b, c, 1, 1)
-    _check(library().channel_gate(x.data_ptr(), b, c, h * w, w1.data_ptr(), _ptr(b1), w1.shape[0], w2.data_ptr(),
+    _check(library().channel_gate(x.data_ptr(), b, c, h * w, w1.data_ptr(), _ptr(b1), hidden, w2.data_ptr(),
                                   _ptr(b2), out.data_ptr(), torch.get_num_threads()))
     return out
 
@@ -132,17 +141,27 @@ def spatial_gate(x: Tensor, weight: Tensor, bn: tuple | None, max_first: bool, s
     the k x k convolution ``weight`` (1, 2, k, k), then the BatchNorm of ``bn`` = (weight, bias,
     running mean, running variance, eps) if given."""
     b, c, h, w = x.shape
+    k = weight.shape[-1]
+    if weight.shape != (1, 2, k, k) or k % 2 == 0:
+        raise _shape_error("the spatial gate's convolution weight", weight.shape, (1, 2, "k", "k odd"))
     out = x.new_empty(b, 1, h, w)
     *stats, eps = bn if bn is not None else (None, None, None, None, 0.0)
-    _check(library().spatial_gate(x.data_ptr(), _ptr(scale), b, c, h, w, weight.data_ptr(), weight.shape[-1],
+    _check(library().spatial_gate(x.data_ptr(), _ptr(scale), b, c, h, w, weight.data_ptr(), k,
                                   *map(_ptr, stats), eps, int(max_first), out.data_ptr(), torch.get_num_threads()))
     return out
 
 
 def gate_residual(x: Tensor, residual: Tensor, relu: bool, channel: Tensor | None, spatial: Tensor | None) -> Tensor:
     """``x = residual + x * channel * spatial`` in place (channel (B, C, 1, 1) and spatial (B, 1, H, W)
-    weights, either may be None), then ReLU if ``relu``; returns ``x``."""
+    weights, either may be None), then ReLU if ``relu``; returns ``x``. Gates of other shapes or
+    types (a hook may replace a gate's output) are applied by stock operators, as they broadcast."""
     b, c, h, w = x.shape
+    expected = ((channel, (b, c, 1, 1)), (spatial, (b, 1, h, w)))
+    if residual.shape != x.shape or any(g is not None and not (g.shape == shape and usable(g)) for g, shape in expected):
+        for gate, _ in expected:
+            x = x if gate is None else x.mul_(gate)
+        x = x.add_(residual)
+        return x.relu_() if relu else x
     channel = None if channel is None else channel.contiguous()
     spatial = None if spatial is None else spatial.contiguous()
     library().gate_residual(x.data_ptr(), _ptr(channel), _ptr(spatial), residual.data_ptr(), b, c, h * w, int(relu),

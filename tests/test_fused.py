@@ -109,6 +109,20 @@ def test_a_watched_module_is_always_called(kernel_calls):
     assert kernel_calls == ["gate_residual"]  # both gates ran their modules; the last pass is still compiled
 
 
+def test_odd_shapes_are_broadcast_or_refused_never_read_past(stock):
+    cbam = randomised(CBAM(16, CBAMConfig(layout="timm"), inplace=True))
+    x = torch.randn(2, 16, 5, 5)
+    with torch.no_grad():
+        residual = torch.randn(1, 16, 1, 1)  # broadcast, as torch.addcmul does
+        torch.testing.assert_close(cbam(x.clone(), residual, relu=True), stock(cbam, x.clone(), residual, relu=True))
+        handle = cbam.spatial.register_forward_hook(lambda m, i, o: o.mean((2, 3), keepdim=True))  # a replaced map
+        torch.testing.assert_close(cbam(x.clone(), x.clone()), stock(cbam, x.clone(), x.clone()))
+        handle.remove()
+        cbam.channel.mlp[2].weight = torch.nn.Parameter(torch.randn(8, 1, 1, 1))  # not (C, C/r): never read past it
+        with pytest.raises(ValueError, match="channel MLP"):
+            cbam(x.clone(), x.clone())
+
+
 def test_stock_operators_where_the_kernels_do_not_apply(kernel_calls):
     cbam = randomised(CBAM(16, CBAMConfig(), inplace=True))
     x = torch.randn(1, 16, 6, 6)
