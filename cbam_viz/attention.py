@@ -175,7 +175,8 @@ class SpatialAttention(nn.Module):
         which the compiled kernel never materialises."""
         conv, bn = self.conv, self.bn
         stats = (bn.weight, bn.bias, bn.running_mean, bn.running_var) if isinstance(bn, nn.BatchNorm2d) else ()
-        if not self.training and fused.usable(x, scale, conv.weight, *stats) and fused.unobserved(conv, bn):
+        if not self.training and fused.usable(x, scale, conv.weight, *stats) and fused.unobserved(conv, bn) \
+                and (scale is None or scale.shape == (*x.shape[:2], 1, 1)):
             return fused.spatial_gate(x, conv.weight, (*stats, bn.eps) if stats else None, self.max_first, scale)
         if scale is not None:
             x = x * scale
@@ -239,7 +240,8 @@ class CBAM(nn.Module):
             x = x.mul_(spatial_gate(x))
             channel = channel_gate(x)
         else:
-            channel = channel_gate(x) if channel_gate is not None else None
+            if channel_gate is not None:
+                channel = channel_gate(x)
             if spatial_gate is not None:  # channel-first: the map of x * Mc, parallel: of x
                 spatial = spatial_gate(x, scale=channel if self.order == "channel-first" else None)
         return fused.gate_residual(x, residual, relu, channel, spatial)

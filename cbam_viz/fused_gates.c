@@ -1,6 +1,6 @@
 /* CBAM's gates for CPU inference, each in one call: float32, contiguous NCHW, batch B.
  *
- * Compiled on first use by cbam_viz/fused.py (cc -O3 -march=native -fopenmp) and called through
+ * Compiled on first use by cbam_viz/fused.py (its FLAGS: -O3 -march=native -fopenmp ...) and called through
  * ctypes. Stock PyTorch spends ~30 small operator calls and 7 passes over the feature map per CBAM
  * block; these kernels make it 3 calls and 4 passes. Results equal the stock operators' up to
  * float32 rounding (tests/test_fused.py); NaN propagates as in torch.amax and torch.relu.

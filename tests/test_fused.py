@@ -115,9 +115,10 @@ def test_odd_shapes_are_broadcast_or_refused_never_read_past(stock):
     with torch.no_grad():
         residual = torch.randn(1, 16, 1, 1)  # broadcast, as torch.addcmul does
         torch.testing.assert_close(cbam(x.clone(), residual, relu=True), stock(cbam, x.clone(), residual, relu=True))
-        handle = cbam.spatial.register_forward_hook(lambda m, i, o: o.mean((2, 3), keepdim=True))  # a replaced map
-        torch.testing.assert_close(cbam(x.clone(), x.clone()), stock(cbam, x.clone(), x.clone()))
-        handle.remove()
+        for gate, replaced in ((cbam.spatial, lambda o: o.mean((2, 3), keepdim=True)), (cbam.channel, lambda o: o[:1])):
+            handle = gate.register_forward_hook(lambda m, i, o, f=replaced: f(o))  # a hook replaces the gate's output
+            torch.testing.assert_close(cbam(x.clone(), x.clone()), stock(cbam, x.clone(), x.clone()))
+            handle.remove()
         cbam.channel.mlp[2].weight = torch.nn.Parameter(torch.randn(8, 1, 1, 1))  # not (C, C/r): never read past it
         with pytest.raises(ValueError, match="channel MLP"):
             cbam(x.clone(), x.clone())
