@@ -5,8 +5,8 @@ on a 2-core CPU that made the CBAM-ResNet-50 forward ~1.2x torchvision's plain R
 more FLOPs. The kernels do the same arithmetic in 3 calls and 4 passes (``bench/cbam_cost.py``).
 
 The C file is compiled with the system's C compiler (``$CC``, else ``cc``; ``-O3 -march=native
--fopenmp``) into ``~/.cache/cbam-viz/kernels`` (``$CBAM_VIZ_KERNEL_CACHE``) once per source, compiler
-and CPU, and loaded with ctypes. Without a compiler, or with ``CBAM_VIZ_FUSED=0``, every gate runs
+-fopenmp``) into ``~/.cache/cbam-viz/kernels`` (``$CBAM_VIZ_KERNEL_CACHE``; a private temporary
+folder when that cannot be written) once per source, compiler and CPU, and loaded with ctypes. Without a compiler, or with ``CBAM_VIZ_FUSED=0``, every gate runs
 on stock operators with a one-time warning: same results, only slower. :mod:`cbam_viz.attention`
 decides per call whether a gate may use them (:func:`usable`).
 """
@@ -59,7 +59,11 @@ def build(cache: Path | None = None, compiler: str | None = None) -> Path:
     key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, version, *FLAGS, _cpu_id()]).encode()).hexdigest()
     target = cache / f"fused_gates-{key[:16]}.so"
     if not target.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+        except OSError:  # no writable cache: a private folder of this process (never a guessable shared path)
+            cache = Path(tempfile.mkdtemp(prefix="cbam-viz-kernels-"))
+            target = cache / target.name
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)  # compiled aside, then renamed: never half a file
         os.close(fd)
         try:

@@ -189,6 +189,9 @@ def test_build_is_cached_and_fails_cleanly(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
     with pytest.raises(OSError):
         fused.build(tmp_path / "other", compiler=str(tmp_path / "no-such-compiler"))
+    (tmp_path / "file").write_text("")
+    elsewhere = fused.build(tmp_path / "file" / "cache")  # the cache cannot be made: a private folder instead
+    assert elsewhere.is_file() and tmp_path not in elsewhere.parents
 
     broken = tmp_path / "broken-cc"
     broken.write_text("#!/bin/sh\necho 'cc (test) 1.0'; [ \"$1\" = --version ] && exit 0; echo 'no' >&2; exit 1\n")
