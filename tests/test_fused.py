@@ -124,6 +124,17 @@ def test_odd_shapes_are_broadcast_or_refused_never_read_past(stock):
             cbam(x.clone(), x.clone())
 
 
+def test_a_parametrized_weight_takes_the_stock_path(stock, kernel_calls):
+    cbam = randomised(CBAM(16, CBAMConfig(layout="official"), inplace=True))
+    torch.nn.utils.parametrizations.weight_norm(cbam.channel.mlp[0])
+    torch.nn.utils.parametrizations.weight_norm(cbam.spatial.conv)
+    x = torch.randn(1, 16, 5, 5)
+    with torch.no_grad():
+        got = cbam(x.clone(), x.clone())
+        assert kernel_calls == ["gate_residual"]
+        torch.testing.assert_close(got, stock(cbam, x.clone(), x.clone()))
+
+
 def test_stock_operators_where_the_kernels_do_not_apply(kernel_calls):
     cbam = randomised(CBAM(16, CBAMConfig(), inplace=True))
     x = torch.randn(1, 16, 6, 6)
