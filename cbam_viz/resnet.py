@@ -41,12 +41,9 @@ def _cbam(channels: int, config: CBAMConfig | None) -> CBAM | None:
 def _refine_add(cbam: CBAM | None, out: Tensor, identity: Tensor, relu: nn.Module | None = None) -> Tensor:
     """``cbam(out) + identity``, the residual branch refined and added to the shortcut, then ``relu``
     if given (inside CBAM's last pass when no hook watches the ReLU module)."""
-    if cbam is None:
-        out = out.add_(identity)
-    elif relu is not None and fused.unobserved(relu):
+    if cbam is not None and relu is not None and fused.unobserved(relu):
         return cbam(out, identity, relu=True)
-    else:
-        out = cbam(out, identity)
+    out = out.add_(identity) if cbam is None else cbam(out, identity)
     return out if relu is None else relu(out)
 
 
