@@ -161,7 +161,8 @@ def gate_residual(x: Tensor, residual: Tensor, relu: bool, channel: Tensor | Non
     types (a hook may replace a gate's output) are applied by stock operators, as they broadcast."""
     b, c, h, w = x.shape
     expected = ((channel, (b, c, 1, 1)), (spatial, (b, 1, h, w)))
-    if residual.shape != x.shape or any(g is not None and not (g.shape == shape and usable(g)) for g, shape in expected):
+    if residual.shape != x.shape or any(g is not None and not (g.shape == shape and g.is_cpu and g.dtype is torch.float32)
+                                        for g, shape in expected):
         for gate, _ in expected:
             x = x if gate is None else x.mul_(gate)
         x = x.add_(residual)
