@@ -9,7 +9,11 @@ The first change is also printed on its own: the first page is drawn from the pr
 (cbam_viz.precomputed) without torch, so the first change that runs a model may wait for torch's
 import. Goals: first page <= 5 s, p50 <= 0.5 s.
 
-    python bench/app_latency.py [--changes 24] [--family assets/family]
+    python bench/app_latency.py [--changes 24] [--family assets/family] [--python VENV/bin/python]
+
+``--python`` runs the server with another interpreter, e.g. a fresh venv holding only
+``requirements.txt`` (the README's setup): Streamlit's start scans every installed distribution,
+so a development environment with the test dependencies starts it more slowly.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--changes", type=int, default=24)
     p.add_argument("--family", type=Path, default=default_root())
+    p.add_argument("--python", default=sys.executable, help="interpreter that runs the server (default: this one)")
     args = p.parse_args()
     steps = plan(Family(args.family))
     from playwright.sync_api import sync_playwright
@@ -55,7 +60,7 @@ def main() -> None:
         browser = launch(pw)  # open before the server starts, as a user's browser is
         page = browser.new_page(viewport={"width": 1400, "height": 1500})
         t0 = time.perf_counter()
-        proc, url, healthy = start_server({"CBAM_VIZ_FAMILY": str(args.family)})
+        proc, url, healthy = start_server({"CBAM_VIZ_FAMILY": str(args.family)}, python=args.python)
         try:
             page.goto(url)
             page.wait_for_selector('[data-testid="stApp"]', timeout=120_000)

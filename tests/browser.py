@@ -35,12 +35,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(env: dict[str, str] | None = None, port: int | None = None) -> tuple[subprocess.Popen, str, float]:
-    """Start ``streamlit run streamlit_app.py`` on a free local port; return (process, url, seconds to healthy)."""
+def start_server(env: dict[str, str] | None = None, port: int | None = None,
+                 python: str = sys.executable) -> tuple[subprocess.Popen, str, float]:
+    """Start ``streamlit run streamlit_app.py`` (with the interpreter ``python``) on a free local port;
+    return (process, url, seconds to healthy)."""
     port = port or free_port()
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
+        [python, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
