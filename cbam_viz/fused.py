@@ -4,11 +4,12 @@ Stock PyTorch runs a CBAM block as ~30 small operator calls and 7 passes over th
 on a 2-core CPU that made the CBAM-ResNet-50 forward ~1.2x torchvision's plain ResNet-50 for 0.3%
 more FLOPs. The kernels do the same arithmetic in 3 calls and 4 passes (``bench/cbam_cost.py``).
 
-The C file is compiled with the system's C compiler (``$CC``, else ``cc``; ``-O3 -march=native
--fopenmp``) into ``~/.cache/cbam-viz/kernels`` (``$CBAM_VIZ_KERNEL_CACHE``; a private temporary
-folder when that cannot be written) once per source, compiler and CPU, and loaded with ctypes. Without a compiler, or with ``CBAM_VIZ_FUSED=0``, every gate runs
-on stock operators with a one-time warning: same results, only slower. :mod:`cbam_viz.attention`
-decides per call whether a gate may use them (:func:`usable`).
+The C file is compiled with the system's C compiler (``$CC``, else ``cc``; :data:`FLAGS`) into
+``~/.cache/cbam-viz/kernels`` (``$CBAM_VIZ_KERNEL_CACHE``; a private temporary folder when that
+cannot be written) once per source, compiler and CPU, and loaded with ctypes. Without a compiler
+every gate runs on stock operators after a one-time warning (same results, only slower); with
+``CBAM_VIZ_FUSED=0`` too, silently. :mod:`cbam_viz.attention` decides per call whether a gate may
+use the kernels (:func:`usable`, :func:`unobserved`).
 """
 
 from __future__ import annotations
