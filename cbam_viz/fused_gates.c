@@ -10,7 +10,8 @@
 #include <stdlib.h>
 
 #define MAX(a, b) ((b) > (a) ? (b) : (a)) /* vectorises; a NaN is found through the sum (see has_nan) */
-#define LANES 16   /* independent accumulators, so the compiler vectorises the reductions */
+/* The reductions are "omp simd" loops: without that permission to reorder the sums, GCC 12 keeps
+ * them scalar (3x slower than torch.amax + torch.mean on a 256 x 56 x 56 map). */
 #define CHUNK 512  /* positions per task in the spatial pooling */
 #define PARALLEL_WORK 65536  /* below this many values a call runs on one thread */
 #define RELU(v) ((v) < 0.f ? 0.f : (v)) /* NaN stays, as in torch.relu */
@@ -28,13 +29,9 @@ static int has_nan(const float *p, const float *scale, int64_t n, int64_t step) 
 }
 
 static float dot(const float *a, const float *b, int64_t n) {
-    float s[LANES] = {0};
-    int64_t i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int l = 0; l < LANES; ++l) s[l] += a[i + l] * b[i + l];
     float t = 0.f;
-    for (; i < n; ++i) t += a[i] * b[i];
-    for (int l = 0; l < LANES; ++l) t += s[l];
+    #pragma omp simd reduction(+:t)
+    for (int64_t i = 0; i < n; ++i) t += a[i] * b[i];
     return t;
 }
 
@@ -49,14 +46,9 @@ int channel_gate(const float *x, int64_t B, int64_t C, int64_t HW, const float *
         #pragma omp for schedule(static)
         for (int64_t bc = 0; bc < B * C; ++bc) {
             const float *p = x + bc * HW;
-            float s[LANES], m[LANES];
-            for (int l = 0; l < LANES; ++l) { s[l] = 0.f; m[l] = -INFINITY; }
-            int64_t i = 0;
-            for (; i + LANES <= HW; i += LANES)
-                for (int l = 0; l < LANES; ++l) { s[l] += p[i + l]; m[l] = MAX(m[l], p[i + l]); }
-            for (int l = 0; i < HW; ++i, ++l) { s[l] += p[i]; m[l] = MAX(m[l], p[i]); }
             float sum = 0.f, mx = -INFINITY;
-            for (int l = 0; l < LANES; ++l) { sum += s[l]; mx = MAX(mx, m[l]); }
+            #pragma omp simd reduction(+:sum) reduction(max:mx)
+            for (int64_t i = 0; i < HW; ++i) { sum += p[i]; mx = MAX(mx, p[i]); }
             int64_t b = bc / C, c = bc % C;
             pooled[b * C + c] = sum / (float)HW;
             pooled[(B + b) * C + c] = sum != sum && has_nan(p, 0, HW, 1) ? NAN : mx;
@@ -65,8 +57,10 @@ int channel_gate(const float *x, int64_t B, int64_t C, int64_t HW, const float *
         #pragma omp for schedule(static)
         for (int64_t j = 0; j < hid; ++j)
             for (int64_t b = 0; b < B; ++b) {
-                float bias = b1 ? b1[j] : 0.f;
-                float avg = dot(w1 + j * C, pooled + b * C, C) + bias, max = dot(w1 + j * C, pooled + (B + b) * C, C) + bias;
+                const float *w = w1 + j * C, *pa = pooled + b * C, *pm = pooled + (B + b) * C;
+                float avg = b1 ? b1[j] : 0.f, max = avg;
+                #pragma omp simd reduction(+:avg, max)
+                for (int64_t i = 0; i < C; ++i) { avg += w[i] * pa[i]; max += w[i] * pm[i]; }
                 hidden[b * hid + j] = RELU(avg) + RELU(max);
             }
         #pragma omp for schedule(static)
@@ -100,14 +94,21 @@ int spatial_gate(const float *x, const float *scale, int64_t B, int64_t C, int64
             int64_t n = (p0 + CHUNK < HW ? p0 + CHUNK : HW) - p0;
             float sum[CHUNK], mx[CHUNK];
             for (int64_t j = 0; j < n; ++j) { sum[j] = 0.f; mx[j] = -INFINITY; }
-            for (int64_t c = 0; c < C; ++c) {
-                const float *row = x + (b * C + c) * HW + p0;
-                if (scale) {
-                    float g = scale[b * C + c];
-                    for (int64_t j = 0; j < n; ++j) { float v = row[j] * g; sum[j] += v; mx[j] = MAX(mx[j], v); }
-                } else {
-                    for (int64_t j = 0; j < n; ++j) { sum[j] += row[j]; mx[j] = MAX(mx[j], row[j]); }
+            const float *xb = x + b * C * HW + p0, *gb = scale ? scale + b * C : 0;
+            int64_t c = 0;
+            for (; c + 4 <= C; c += 4) { /* four channels per sweep: a quarter of the accumulator traffic */
+                const float *r = xb + c * HW;
+                float g0 = gb ? gb[c] : 1.f, g1 = gb ? gb[c + 1] : 1.f, g2 = gb ? gb[c + 2] : 1.f, g3 = gb ? gb[c + 3] : 1.f;
+                for (int64_t j = 0; j < n; ++j) {
+                    float v0 = r[j] * g0, v1 = r[HW + j] * g1, v2 = r[2 * HW + j] * g2, v3 = r[3 * HW + j] * g3;
+                    sum[j] += (v0 + v1) + (v2 + v3);
+                    mx[j] = MAX(mx[j], MAX(MAX(v0, v1), MAX(v2, v3)));
                 }
+            }
+            for (; c < C; ++c) {
+                const float *r = xb + c * HW;
+                float g = gb ? gb[c] : 1.f;
+                for (int64_t j = 0; j < n; ++j) { float v = r[j] * g; sum[j] += v; mx[j] = MAX(mx[j], v); }
             }
             const float *column = x + b * C * HW + p0;
             float *mean_out = pooled + (b * 2 + (max_first ? 1 : 0)) * HW + p0;
