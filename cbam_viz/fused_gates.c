@@ -28,11 +28,15 @@ static int has_nan(const float *p, const float *scale, int64_t n, int64_t step) 
     return 0;
 }
 
-static float dot(const float *a, const float *b, int64_t n) {
-    float t = 0.f;
-    #pragma omp simd reduction(+:t)
-    for (int64_t i = 0; i < n; ++i) t += a[i] * b[i];
-    return t;
+/* out[r] = w[r] . v for the rows r < rows (<= 4) of w (row length n); four sums at once, so that the
+ * vectorised loop is not bound by the latency of a single accumulator. */
+static void dot_rows(const float *w, const float *v, int64_t rows, int64_t n, float *out) {
+    float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+    const float *w1 = w + (rows > 1) * n, *w2 = w + (rows > 2) * 2 * n, *w3 = w + (rows > 3) * 3 * n;
+    #pragma omp simd reduction(+:s0, s1, s2, s3)
+    for (int64_t i = 0; i < n; ++i) { s0 += w[i] * v[i]; s1 += w1[i] * v[i]; s2 += w2[i] * v[i]; s3 += w3[i] * v[i]; }
+    float sums[4] = {s0, s1, s2, s3};
+    for (int64_t r = 0; r < rows; ++r) out[r] = sums[r];
 }
 
 /* Mc = sigmoid(MLP(avg_hw x) + MLP(max_hw x)), MLP(v) = w2 relu(w1 v + b1) + b2, into out (B, C).
@@ -46,27 +50,43 @@ int channel_gate(const float *x, int64_t B, int64_t C, int64_t HW, const float *
         #pragma omp for schedule(static)
         for (int64_t bc = 0; bc < B * C; ++bc) {
             const float *p = x + bc * HW;
-            float sum = 0.f, mx = -INFINITY;
-            #pragma omp simd reduction(+:sum) reduction(max:mx)
-            for (int64_t i = 0; i < HW; ++i) { sum += p[i]; mx = MAX(mx, p[i]); }
+            /* the row as four quarters side by side: four independent sums and maxima */
+            int64_t q = HW / 4;
+            float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f, m0 = -INFINITY, m1 = -INFINITY, m2 = -INFINITY, m3 = -INFINITY;
+            #pragma omp simd reduction(+:s0, s1, s2, s3) reduction(max:m0, m1, m2, m3)
+            for (int64_t i = 0; i < q; ++i) {
+                s0 += p[i]; s1 += p[q + i]; s2 += p[2 * q + i]; s3 += p[3 * q + i];
+                m0 = MAX(m0, p[i]); m1 = MAX(m1, p[q + i]); m2 = MAX(m2, p[2 * q + i]); m3 = MAX(m3, p[3 * q + i]);
+            }
+            for (int64_t i = 4 * q; i < HW; ++i) { s0 += p[i]; m0 = MAX(m0, p[i]); }
+            float sum = (s0 + s1) + (s2 + s3), mx = MAX(MAX(m0, m1), MAX(m2, m3));
             int64_t b = bc / C, c = bc % C;
             pooled[b * C + c] = sum / (float)HW;
             pooled[(B + b) * C + c] = sum != sum && has_nan(p, 0, HW, 1) ? NAN : mx;
         }
-        /* the second layer is linear: w2 h_avg + b2 + w2 h_max + b2 = w2 (h_avg + h_max) + 2 b2 */
+        /* four rows of a layer per task; the second layer is linear: w2 h_avg + b2 + w2 h_max + b2 =
+         * w2 (h_avg + h_max) + 2 b2 */
         #pragma omp for schedule(static)
-        for (int64_t j = 0; j < hid; ++j)
+        for (int64_t j = 0; j < hid; j += 4)
             for (int64_t b = 0; b < B; ++b) {
-                const float *w = w1 + j * C, *pa = pooled + b * C, *pm = pooled + (B + b) * C;
-                float avg = b1 ? b1[j] : 0.f, max = avg;
-                #pragma omp simd reduction(+:avg, max)
-                for (int64_t i = 0; i < C; ++i) { avg += w[i] * pa[i]; max += w[i] * pm[i]; }
-                hidden[b * hid + j] = RELU(avg) + RELU(max);
+                int64_t rows = hid - j < 4 ? hid - j : 4;
+                float avg[4], max[4];
+                dot_rows(w1 + j * C, pooled + b * C, rows, C, avg);
+                dot_rows(w1 + j * C, pooled + (B + b) * C, rows, C, max);
+                for (int64_t r = 0; r < rows; ++r) {
+                    float bias = b1 ? b1[j + r] : 0.f;
+                    hidden[b * hid + j + r] = RELU(avg[r] + bias) + RELU(max[r] + bias);
+                }
             }
         #pragma omp for schedule(static)
-        for (int64_t c = 0; c < C; ++c)
-            for (int64_t b = 0; b < B; ++b)
-                out[b * C + c] = sigmoid(dot(w2 + c * hid, hidden + b * hid, hid) + (b2 ? 2.f * b2[c] : 0.f));
+        for (int64_t c = 0; c < C; c += 4)
+            for (int64_t b = 0; b < B; ++b) {
+                int64_t rows = C - c < 4 ? C - c : 4;
+                float logit[4];
+                dot_rows(w2 + c * hid, hidden + b * hid, rows, hid, logit);
+                for (int64_t r = 0; r < rows; ++r)
+                    out[b * C + c + r] = sigmoid(logit[r] + (b2 ? 2.f * b2[c + r] : 0.f));
+            }
     }
     free(pooled);
     return 0;
