@@ -147,13 +147,21 @@ class ChannelAttention(nn.Module):
         self.avg_pool = nn.AdaptiveAvgPool2d(1)
         self.mlp = nn.Sequential(fc1, nn.ReLU(inplace=True), fc2)
 
-    def forward(self, x: Tensor) -> Tensor:
-        # submodules and parameters read from their dicts (see _HOT_PATH)
+    def kernel_args(self) -> tuple | None:
+        """``(w1, b1, w2, b2)`` for :func:`cbam_viz.fused.channel_gate` when it may compute this gate:
+        in inference, with plain parameters (a parametrized weight is not in ``_parameters``) and
+        no hook on the MLP's modules; else None. (Submodules and parameters are read from their
+        dicts, see _HOT_PATH.)"""
         avg_pool, (fc1, relu, fc2) = self._modules["avg_pool"], self._modules["mlp"]._modules.values()
         w1, b1, w2, b2 = (layer._parameters.get(name) for layer in (fc1, fc2) for name in ("weight", "bias"))
-        if not self.training and w1 is not None and w2 is not None and fused.usable(x, w1, b1, w2, b2) \
-                and fused.unobserved(avg_pool, fc1, relu, fc2):  # (a parametrized weight is not in _parameters)
-            return fused.channel_gate(x, w1, b1, w2, b2)
+        if self.training or w1 is None or w2 is None or not fused.unobserved(avg_pool, fc1, relu, fc2):
+            return None
+        return w1, b1, w2, b2
+
+    def forward(self, x: Tensor) -> Tensor:
+        args = self.kernel_args()
+        if args is not None and fused.usable(x, *args):
+            return fused.channel_gate(x, *args)
         b, c = x.shape[:2]
         # Both descriptors go through the shared MLP as one batch of 2B rows.
         # amax rather than AdaptiveMaxPool2d, which also computes argmax indices (3x slower on CPU)
@@ -172,17 +180,25 @@ class SpatialAttention(nn.Module):
         self.conv = GateConv(kernel_size)
         self.bn = nn.BatchNorm2d(1, momentum=0.01) if spec.spatial_bn else nn.Identity()
 
-    def forward(self, x: Tensor, scale: Tensor | None = None) -> Tensor:
-        """The map of ``x``, or with ``scale`` (channel weights, B x C x 1 x 1) of ``x * scale``,
-        which the compiled kernel never materialises."""
+    def kernel_args(self) -> tuple | None:
+        """``(weight, bn, max_first)`` for :func:`cbam_viz.fused.spatial_gate` when it may compute
+        this gate (as :meth:`ChannelAttention.kernel_args`); ``bn`` is the BatchNorm's (weight,
+        bias, running mean, running variance, eps), or None without BatchNorm."""
         conv, bn = self._modules["conv"], self._modules["bn"]  # (see _HOT_PATH)
         weight = conv._parameters.get("weight")
         stats = (bn._parameters.get("weight"), bn._parameters.get("bias"), bn._buffers.get("running_mean"),
                  bn._buffers.get("running_var")) if isinstance(bn, nn.BatchNorm2d) else ()
-        if not self.training and weight is not None and all(t is not None for t in stats) \
-                and fused.usable(x, scale, weight, *stats) \
-                and fused.unobserved(conv, bn) and (scale is None or scale.shape == (*x.shape[:2], 1, 1)):
-            return fused.spatial_gate(x, weight, (*stats, bn.eps) if stats else None, self.max_first, scale)
+        if self.training or weight is None or any(t is None for t in stats) or not fused.unobserved(conv, bn):
+            return None
+        return weight, (*stats, bn.eps) if stats else None, self.max_first
+
+    def forward(self, x: Tensor, scale: Tensor | None = None) -> Tensor:
+        """The map of ``x``, or with ``scale`` (channel weights, B x C x 1 x 1) of ``x * scale``,
+        which the compiled kernel never materialises."""
+        args = self.kernel_args()
+        if args is not None and fused.usable(x, scale, *_kernel_tensors(None, args)) \
+                and (scale is None or scale.shape == (*x.shape[:2], 1, 1)):
+            return fused.spatial_gate(x, *args, scale)
         if scale is not None:
             x = x * scale
         mean, amax = x.mean(1, keepdim=True), x.amax(1, keepdim=True)
@@ -194,6 +210,11 @@ class SpatialAttention(nn.Module):
 # dicts (``self._modules["conv"]``, ``conv._parameters["weight"]``): ``self.conv`` first fails the
 # normal attribute lookup, then goes through ``nn.Module.__getattr__``, ~4 us each on these CPUs,
 # about 1 ms per CBAM-ResNet-50 forward.
+
+
+def _kernel_tensors(mlp: tuple | None, conv: tuple | None) -> tuple:
+    """The tensors among the gates' :meth:`kernel_args` (for :func:`cbam_viz.fused.usable`)."""
+    return (*(mlp or ()), *(() if conv is None else (conv[0], *(conv[1] or ())[:4])))
 
 
 def _apply(x: Tensor, weights: Tensor, inplace: bool) -> Tensor:
@@ -223,8 +244,8 @@ class CBAM(nn.Module):
     def forward(self, x: Tensor, residual: Tensor | None = None, relu: bool = False) -> Tensor:
         """The refined features; with ``residual``, ``residual + refined``, through a ReLU if ``relu``
         (the last gate, the addition and the ReLU then run as one pass, as the residual blocks use it)."""
-        if residual is not None and self.inplace and fused.usable(x, residual):
-            return self._compiled(x, residual, relu)
+        if residual is not None and self.inplace and (out := self._compiled(x, residual, relu)) is not None:
+            return out
         inplace = self.inplace
         if self.spatial is None or self.channel is None:
             first, last = x, (self.spatial if self.channel is None else self.channel)(x)
@@ -242,10 +263,22 @@ class CBAM(nn.Module):
         out = torch.addcmul(residual, first, last)
         return out.relu_() if relu else out
 
-    def _compiled(self, x: Tensor, residual: Tensor, relu: bool) -> Tensor:
-        """Inference with :mod:`cbam_viz.fused`: the gates (module calls still, so that hooks see
-        them), then ``residual + x * Mc * Ms`` (and the ReLU) in one pass over ``x``, in place."""
+    def _compiled(self, x: Tensor, residual: Tensor, relu: bool) -> Tensor | None:
+        """Inference with :mod:`cbam_viz.fused`, in place: one call for the whole block when no hook
+        watches its gates; else the gates as module calls (so that the hooks see them), then
+        ``residual + x * Mc * Ms`` (and the ReLU) in one pass over ``x``. None when the kernels
+        cannot run here (:func:`cbam_viz.fused.usable`)."""
         channel_gate, spatial_gate = self._modules.get("channel"), self._modules.get("spatial")  # (see _HOT_PATH)
+        gates = [gate for gate in (channel_gate, spatial_gate) if gate is not None]
+        if residual.shape == x.shape and fused.unobserved(*gates) \
+                and None not in (args := [gate.kernel_args() for gate in gates]):
+            # nothing to show the gates to: the whole block in one call
+            mlp = args[0] if channel_gate is not None else None
+            conv = args[-1] if spatial_gate is not None else None
+            if fused.usable(x, residual, *_kernel_tensors(mlp, conv)):
+                return fused.cbam_block(x, residual, relu, self.order, mlp, conv)
+        if not fused.usable(x, residual):
+            return None
         channel = spatial = None
         if self.order == "spatial-first" and channel_gate is not None and spatial_gate is not None:
             x = x.mul_(spatial_gate(x))

@@ -37,7 +37,9 @@ _SIGNATURES = {
     "channel_gate": [_P, _I, _I, _I, _P, _P, _I, _P, _P, _P, _N],
     "spatial_gate": [_P, _P, _I, _I, _I, _I, _P, _I, _P, _P, _P, _P, ctypes.c_double, _N, _P, _N],
     "gate_residual": [_P, _P, _P, _P, _I, _I, _I, _N, _N],
+    "cbam_block": [_P, _P, _I, _I, _I, _I, _N, _P, _P, _I, _P, _P, _P, _I, _P, _P, _P, _P, ctypes.c_double, _N, _N, _N],
 }
+ORDERS = {"channel-first": 0, "spatial-first": 1, "parallel": 2}  # fused_gates.c's enum
 
 
 def _cpu_id() -> str:
@@ -127,14 +129,28 @@ def _shape_error(what: str, got: tuple, expected: tuple) -> ValueError:
     return ValueError(f"{what} has shape {tuple(got)}, expected {tuple(expected)}")
 
 
-def channel_gate(x: Tensor, w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | None) -> Tensor:
-    """Channel attention weights (B, C, 1, 1) of ``x`` through the shared MLP ``w2 relu(w1 . + b1) + b2``
-    (weights (hidden, C[, 1, 1]) and (C, hidden[, 1, 1]), biases may be None)."""
-    b, c, h, w = x.shape
+def _check_mlp(c: int, w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | None) -> int:
+    """The channel MLP's hidden width, after checking its weights against ``c`` channels."""
     hidden = w1.shape[0]
     if (w1.shape[:2] != (hidden, c) or w2.shape[:2] != (c, hidden) or w1.numel() != hidden * c != w2.numel()
             or (b1 is not None and b1.numel() != hidden) or (b2 is not None and b2.numel() != c)):
         raise _shape_error("the channel MLP's weights", (*w1.shape, *w2.shape), (hidden, c, c, hidden))
+    return hidden
+
+
+def _check_conv(weight: Tensor) -> int:
+    """The spatial convolution's kernel size, after checking its weight."""
+    k = weight.shape[-1]
+    if weight.shape != (1, 2, k, k) or k % 2 == 0:
+        raise _shape_error("the spatial gate's convolution weight", weight.shape, (1, 2, "k", "k odd"))
+    return k
+
+
+def channel_gate(x: Tensor, w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | None) -> Tensor:
+    """Channel attention weights (B, C, 1, 1) of ``x`` through the shared MLP ``w2 relu(w1 . + b1) + b2``
+    (weights (hidden, C[, 1, 1]) and (C, hidden[, 1, 1]), biases may be None)."""
+    b, c, h, w = x.shape
+    hidden = _check_mlp(c, w1, b1, w2, b2)
     out = x.new_empty(b, c, 1, 1)
     _check(library().channel_gate(x.data_ptr(), b, c, h * w, w1.data_ptr(), _ptr(b1), hidden, w2.data_ptr(),
                                   _ptr(b2), out.data_ptr(), torch.get_num_threads()))
@@ -146,14 +162,30 @@ def spatial_gate(x: Tensor, weight: Tensor, bn: tuple | None, max_first: bool, s
     the k x k convolution ``weight`` (1, 2, k, k), then the BatchNorm of ``bn`` = (weight, bias,
     running mean, running variance, eps) if given."""
     b, c, h, w = x.shape
-    k = weight.shape[-1]
-    if weight.shape != (1, 2, k, k) or k % 2 == 0:
-        raise _shape_error("the spatial gate's convolution weight", weight.shape, (1, 2, "k", "k odd"))
+    k = _check_conv(weight)
     out = x.new_empty(b, 1, h, w)
     *stats, eps = bn if bn is not None else (None, None, None, None, 0.0)
     _check(library().spatial_gate(x.data_ptr(), _ptr(scale), b, c, h, w, weight.data_ptr(), k,
                                   *map(_ptr, stats), eps, int(max_first), out.data_ptr(), torch.get_num_threads()))
     return out
+
+
+def cbam_block(x: Tensor, residual: Tensor, relu: bool, order: str, mlp: tuple | None, conv: tuple | None) -> Tensor:
+    """``residual + CBAM(x)`` in place in one call (then ReLU if ``relu``), for a block whose gates
+    nothing watches; returns ``x``. ``mlp`` is :func:`channel_gate`'s ``(w1, b1, w2, b2)``, ``conv``
+    :func:`spatial_gate`'s ``(weight, bn, max_first)``; None for a gate the block does not have."""
+    b, c, h, w = x.shape
+    if residual.shape != x.shape:
+        raise _shape_error("the residual", residual.shape, x.shape)
+    w1, b1, w2, b2 = mlp if mlp is not None else (None,) * 4
+    weight, bn, max_first = conv if conv is not None else (None, None, False)
+    hidden = 0 if mlp is None else _check_mlp(c, *mlp)
+    k = 0 if conv is None else _check_conv(weight)
+    *stats, eps = bn if bn is not None else (None, None, None, None, 0.0)
+    _check(library().cbam_block(x.data_ptr(), residual.data_ptr(), b, c, h, w, ORDERS[order], _ptr(w1), _ptr(b1),
+                                hidden, _ptr(w2), _ptr(b2), _ptr(weight), k, *map(_ptr, stats), eps, int(max_first),
+                                int(relu), torch.get_num_threads()))
+    return x
 
 
 def gate_residual(x: Tensor, residual: Tensor, relu: bool, channel: Tensor | None, spatial: Tensor | None) -> Tensor:

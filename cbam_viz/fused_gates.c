@@ -159,19 +159,48 @@ int spatial_gate(const float *x, const float *scale, int64_t B, int64_t C, int64
     return 0;
 }
 
-/* x = residual + x * channel[b, c] * spatial[b, p], then ReLU when relu != 0, in place; channel (B, C)
- * or spatial (B, H * W) may be NULL (no such gate). */
+/* x = residual + x * channel[b, c] * spatial[b, p], then ReLU when relu != 0, in place; channel (B, C),
+ * spatial (B, H * W) or residual may be NULL (no such gate; nothing to add). */
 void gate_residual(float *x, const float *channel, const float *spatial, const float *residual, int64_t B,
                    int64_t C, int64_t HW, int relu, int threads) {
     #pragma omp parallel for num_threads(threads) schedule(static) if (B * C * HW > PARALLEL_WORK)
     for (int64_t bc = 0; bc < B * C; ++bc) {
         float *px = x + bc * HW, g = channel ? channel[bc] : 1.f;
-        const float *pr = residual + bc * HW;
-        if (spatial) {
-            const float *ps = spatial + (bc / C) * HW;
-            for (int64_t i = 0; i < HW; ++i) { float v = pr[i] + px[i] * g * ps[i]; px[i] = relu ? RELU(v) : v; }
-        } else {
-            for (int64_t i = 0; i < HW; ++i) { float v = pr[i] + px[i] * g; px[i] = relu ? RELU(v) : v; }
+        const float *pr = residual ? residual + bc * HW : 0, *ps = spatial ? spatial + (bc / C) * HW : 0;
+        for (int64_t i = 0; i < HW; ++i) {
+            float v = px[i] * g;
+            if (ps) v *= ps[i];
+            if (pr) v += pr[i];
+            px[i] = relu ? RELU(v) : v;
         }
     }
+}
+
+enum { CHANNEL_FIRST, SPATIAL_FIRST, PARALLEL };
+
+/* A whole CBAM block, for when nothing watches its gates: x = residual + CBAM(x), then ReLU when
+ * relu != 0, in place, with the gates in order (CHANNEL_FIRST, SPATIAL_FIRST or PARALLEL). The
+ * arguments are channel_gate's (w1 NULL: no channel gate) and spatial_gate's (conv_w NULL: no
+ * spatial gate); the same passes as the three calls, without their round trips through Python.
+ * Returns 0, or -1 when out of memory. */
+int cbam_block(float *x, const float *residual, int64_t B, int64_t C, int64_t H, int64_t W, int order,
+               const float *w1, const float *b1, int64_t hid, const float *w2, const float *b2,
+               const float *conv_w, int64_t k, const float *bn_w, const float *bn_b, const float *bn_mean,
+               const float *bn_var, double eps, int max_first, int relu, int threads) {
+    float *gates = malloc(sizeof(float) * (B * C + B * H * W));
+    if (!gates) return -1;
+    float *channel = w1 ? gates : 0, *spatial = conv_w ? gates + B * C : 0;
+    int status = 0;
+    if (order == SPATIAL_FIRST && channel && spatial) {
+        status = spatial_gate(x, 0, B, C, H, W, conv_w, k, bn_w, bn_b, bn_mean, bn_var, eps, max_first, spatial, threads);
+        if (!status) gate_residual(x, 0, spatial, 0, B, C, H * W, 0, threads);
+        spatial = 0;
+    }
+    if (!status && channel) status = channel_gate(x, B, C, H * W, w1, b1, hid, w2, b2, channel, threads);
+    if (!status && spatial)
+        status = spatial_gate(x, order == CHANNEL_FIRST ? channel : 0, B, C, H, W, conv_w, k, bn_w, bn_b, bn_mean,
+                              bn_var, eps, max_first, spatial, threads);
+    if (!status) gate_residual(x, channel, spatial, residual, B, C, H * W, relu, threads);
+    free(gates);
+    return status;
 }

@@ -38,7 +38,7 @@ def stock(monkeypatch):
 def kernel_calls(monkeypatch):
     """Names of the kernels called, in order."""
     calls = []
-    for name in ("channel_gate", "spatial_gate", "gate_residual"):
+    for name in ("channel_gate", "spatial_gate", "gate_residual", "cbam_block"):
         original = getattr(fused, name)
         monkeypatch.setattr(fused, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
     return calls
@@ -65,6 +65,7 @@ SHAPES = [(1, 32, 7, 7), (2, 16, 9, 13), (1, 64, 56, 56), (1, 24, 1, 1), (3, 8, 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.layout}-{c.order}-{c.attention}-k{c.kernel_size}")
 def test_cbam_block_equals_stock_operators(config, stock, kernel_calls):
+    gates = 2 if config.attention == "both" else 1
     for shape in SHAPES:
         cbam = randomised(CBAM(shape[1], config, inplace=True))
         x, residual = torch.randn(shape), torch.randn(shape)
@@ -72,9 +73,16 @@ def test_cbam_block_equals_stock_operators(config, stock, kernel_calls):
             with torch.no_grad():
                 expected = stock(cbam, x.clone(), residual.clone(), relu=relu)
                 kernel_calls.clear()
-                got = cbam(x.clone(), residual.clone(), relu=relu)
-            assert kernel_calls[-1] == "gate_residual" and len(kernel_calls) == 2 + (config.attention == "both")
-            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+                whole = cbam(x.clone(), residual.clone(), relu=relu)
+                assert kernel_calls == ["cbam_block"]  # nothing watches the gates: one call
+                handles = [g.register_forward_hook(lambda *a: None) for g in (cbam.channel, cbam.spatial) if g]
+                kernel_calls.clear()
+                watched = cbam(x.clone(), residual.clone(), relu=relu)
+                for h in handles:
+                    h.remove()
+                assert kernel_calls[-1] == "gate_residual" and len(kernel_calls) == 1 + gates  # the gates, then the last pass
+            torch.testing.assert_close(whole, expected, rtol=1e-5, atol=1e-5)
+            assert torch.equal(whole, watched)  # watching the gates changes no bit of the result
 
 
 @pytest.mark.parametrize("build,size", [(lambda: cbam_resnet18(CBAMConfig(layout="official")), 64),
@@ -91,6 +99,8 @@ def test_networks_and_their_captured_attention_equal_stock(build, size, stock):
 
     (logits, records), (stock_logits, stock_records) = run(), stock(run)
     torch.testing.assert_close(logits, stock_logits, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        assert torch.equal(model(x), logits)  # unwatched (one kernel call per block): the same bits as captured
     assert records.keys() == stock_records.keys() and records
     for name, record in records.items():
         torch.testing.assert_close(record.channel_weights, stock_records[name].channel_weights, rtol=1e-4, atol=1e-5)
