@@ -217,6 +217,12 @@ def _kernel_tensors(mlp: tuple | None, conv: tuple | None) -> tuple:
     return (*(mlp or ()), *(() if conv is None else (conv[0], *(conv[1] or ())[:4])))
 
 
+def _tap(taps: dict | None, channel: Tensor | None, spatial: Tensor | None) -> None:
+    """Keep the gates' outputs in ``taps`` (see :meth:`CBAM.forward`)."""
+    if taps is not None:
+        taps.update(((k, v) for k, v in (("channel", channel), ("spatial", spatial)) if v is not None))
+
+
 def _apply(x: Tensor, weights: Tensor, inplace: bool) -> Tensor:
     """``x * weights``, in place when allowed and no backward pass will need ``x``."""
     if inplace and not (torch.is_grad_enabled() and (x.requires_grad or weights.requires_grad)):
@@ -241,29 +247,37 @@ class CBAM(nn.Module):
         self.channel = ChannelAttention(channels, config.reduction, config.layout) if config.uses_channel else None
         self.spatial = SpatialAttention(config.kernel_size, config.layout) if config.uses_spatial else None
 
-    def forward(self, x: Tensor, residual: Tensor | None = None, relu: bool = False) -> Tensor:
+    def forward(self, x: Tensor, residual: Tensor | None = None, relu: bool = False,
+                taps: dict[str, Tensor] | None = None) -> Tensor:
         """The refined features; with ``residual``, ``residual + refined``, through a ReLU if ``relu``
-        (the last gate, the addition and the ReLU then run as one pass, as the residual blocks use it)."""
-        if residual is not None and self.inplace and (out := self._compiled(x, residual, relu)) is not None:
+        (the last gate, the addition and the ReLU then run as one pass, as the residual blocks use it).
+
+        ``taps``, a dict, receives the gates' outputs that were multiplied in: ``"channel"``
+        (B, C, 1, 1) and ``"spatial"`` (B, 1, H, W), for the gates this block has
+        (:class:`cbam_viz.capture.AttentionRecorder` passes it through a forward pre-hook)."""
+        if residual is not None and self.inplace and (out := self._compiled(x, residual, relu, taps)) is not None:
             return out
-        inplace = self.inplace
-        if self.spatial is None or self.channel is None:
-            first, last = x, (self.spatial if self.channel is None else self.channel)(x)
+        inplace, channel, spatial = self.inplace, None, None
+        if self.channel is None:
+            first, last = x, (spatial := self.spatial(x))
+        elif self.spatial is None:
+            first, last = x, (channel := self.channel(x))
         elif self.order == "channel-first":
-            first = _apply(x, self.channel(x), inplace)
-            last = self.spatial(first)
+            first = _apply(x, (channel := self.channel(x)), inplace)
+            last = spatial = self.spatial(first)
         elif self.order == "spatial-first":
-            first = _apply(x, self.spatial(x), inplace)
-            last = self.channel(first)
+            first = _apply(x, (spatial := self.spatial(x)), inplace)
+            last = channel = self.channel(first)
         else:  # parallel: both gates from the same input
-            channel, last = self.channel(x), self.spatial(x)
-            first = _apply(x, channel, inplace)
+            channel, spatial = self.channel(x), self.spatial(x)
+            first, last = _apply(x, channel, inplace), spatial
+        _tap(taps, channel, spatial)
         if residual is None:
             return _apply(first, last, inplace)
         out = torch.addcmul(residual, first, last)
         return out.relu_() if relu else out
 
-    def _compiled(self, x: Tensor, residual: Tensor, relu: bool) -> Tensor | None:
+    def _compiled(self, x: Tensor, residual: Tensor, relu: bool, taps: dict | None) -> Tensor | None:
         """Inference with :mod:`cbam_viz.fused`, in place: one call for the whole block when no hook
         watches its gates; else the gates as module calls (so that the hooks see them), then
         ``residual + x * Mc * Ms`` (and the ReLU) in one pass over ``x``. None when the kernels
@@ -276,16 +290,16 @@ class CBAM(nn.Module):
             mlp = args[0] if channel_gate is not None else None
             conv = args[-1] if spatial_gate is not None else None
             if fused.usable(x, residual, *_kernel_tensors(mlp, conv)):
-                return fused.cbam_block(x, residual, relu, self.order, mlp, conv)
+                return fused.cbam_block(x, residual, relu, self.order, mlp, conv, taps)
         if not fused.usable(x, residual):
             return None
-        channel = spatial = None
         if self.order == "spatial-first" and channel_gate is not None and spatial_gate is not None:
-            x = x.mul_(spatial_gate(x))
-            channel = channel_gate(x)
-        else:
-            if channel_gate is not None:
-                channel = channel_gate(x)
-            if spatial_gate is not None:  # channel-first: the map of x * Mc, parallel: of x
-                spatial = spatial_gate(x, scale=channel if self.order == "channel-first" else None)
+            spatial = spatial_gate(x)
+            channel = channel_gate(x.mul_(spatial))
+            _tap(taps, channel, spatial)
+            return fused.gate_residual(x, residual, relu, channel, None)
+        channel = None if channel_gate is None else channel_gate(x)
+        # channel-first: the map of x * Mc, parallel: of x
+        spatial = None if spatial_gate is None else spatial_gate(x, scale=channel if self.order == "channel-first" else None)
+        _tap(taps, channel, spatial)
         return fused.gate_residual(x, residual, relu, channel, spatial)

@@ -37,7 +37,8 @@ _SIGNATURES = {
     "channel_gate": [_P, _I, _I, _I, _P, _P, _I, _P, _P, _P, _N],
     "spatial_gate": [_P, _P, _I, _I, _I, _I, _P, _I, _P, _P, _P, _P, ctypes.c_double, _N, _P, _N],
     "gate_residual": [_P, _P, _P, _P, _I, _I, _I, _N, _N],
-    "cbam_block": [_P, _P, _I, _I, _I, _I, _N, _P, _P, _I, _P, _P, _P, _I, _P, _P, _P, _P, ctypes.c_double, _N, _N, _N],
+    "cbam_block": [_P, _P, _I, _I, _I, _I, _N, _P, _P, _I, _P, _P, _P, _I, _P, _P, _P, _P, ctypes.c_double, _N, _N, _P, _P,
+                   _N],
 }
 ORDERS = {"channel-first": 0, "spatial-first": 1, "parallel": 2}  # fused_gates.c's enum
 
@@ -170,10 +171,13 @@ def spatial_gate(x: Tensor, weight: Tensor, bn: tuple | None, max_first: bool, s
     return out
 
 
-def cbam_block(x: Tensor, residual: Tensor, relu: bool, order: str, mlp: tuple | None, conv: tuple | None) -> Tensor:
+def cbam_block(x: Tensor, residual: Tensor, relu: bool, order: str, mlp: tuple | None, conv: tuple | None,
+               taps: dict | None = None) -> Tensor:
     """``residual + CBAM(x)`` in place in one call (then ReLU if ``relu``), for a block whose gates
     nothing watches; returns ``x``. ``mlp`` is :func:`channel_gate`'s ``(w1, b1, w2, b2)``, ``conv``
-    :func:`spatial_gate`'s ``(weight, bn, max_first)``; None for a gate the block does not have."""
+    :func:`spatial_gate`'s ``(weight, bn, max_first)``; None for a gate the block does not have.
+    With ``taps``, the gates' weights are kept there as ``"channel"`` (B, C, 1, 1) and ``"spatial"``
+    (B, 1, H, W)."""
     b, c, h, w = x.shape
     if residual.shape != x.shape:
         raise _shape_error("the residual", residual.shape, x.shape)
@@ -182,9 +186,14 @@ def cbam_block(x: Tensor, residual: Tensor, relu: bool, order: str, mlp: tuple |
     hidden = 0 if mlp is None else _check_mlp(c, *mlp)
     k = 0 if conv is None else _check_conv(weight)
     *stats, eps = bn if bn is not None else (None, None, None, None, 0.0)
+    channel = spatial = None  # scratch inside the call
+    if taps is not None and mlp is not None:
+        taps["channel"] = channel = x.new_empty(b, c, 1, 1)
+    if taps is not None and conv is not None:
+        taps["spatial"] = spatial = x.new_empty(b, 1, h, w)
     _check(library().cbam_block(x.data_ptr(), residual.data_ptr(), b, c, h, w, ORDERS[order], _ptr(w1), _ptr(b1),
                                 hidden, _ptr(w2), _ptr(b2), _ptr(weight), k, *map(_ptr, stats), eps, int(max_first),
-                                int(relu), torch.get_num_threads()))
+                                int(relu), _ptr(channel), _ptr(spatial), torch.get_num_threads()))
     return x
 
 

@@ -50,16 +50,24 @@ int channel_gate(const float *x, int64_t B, int64_t C, int64_t HW, const float *
         #pragma omp for schedule(static)
         for (int64_t bc = 0; bc < B * C; ++bc) {
             const float *p = x + bc * HW;
-            /* the row as four quarters side by side: four independent sums and maxima */
-            int64_t q = HW / 4;
-            float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f, m0 = -INFINITY, m1 = -INFINITY, m2 = -INFINITY, m3 = -INFINITY;
-            #pragma omp simd reduction(+:s0, s1, s2, s3) reduction(max:m0, m1, m2, m3)
-            for (int64_t i = 0; i < q; ++i) {
-                s0 += p[i]; s1 += p[q + i]; s2 += p[2 * q + i]; s3 += p[3 * q + i];
-                m0 = MAX(m0, p[i]); m1 = MAX(m1, p[q + i]); m2 = MAX(m2, p[2 * q + i]); m3 = MAX(m3, p[3 * q + i]);
+            float sum, mx;
+            if (HW >= 1024) { /* long rows: the horizontal sums of four accumulators pay off */
+                /* the row as four quarters side by side: four independent sums and maxima */
+                int64_t q = HW / 4;
+                float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f, m0 = -INFINITY, m1 = -INFINITY, m2 = -INFINITY, m3 = -INFINITY;
+                #pragma omp simd reduction(+:s0, s1, s2, s3) reduction(max:m0, m1, m2, m3)
+                for (int64_t i = 0; i < q; ++i) {
+                    s0 += p[i]; s1 += p[q + i]; s2 += p[2 * q + i]; s3 += p[3 * q + i];
+                    m0 = MAX(m0, p[i]); m1 = MAX(m1, p[q + i]); m2 = MAX(m2, p[2 * q + i]); m3 = MAX(m3, p[3 * q + i]);
+                }
+                for (int64_t i = 4 * q; i < HW; ++i) { s0 += p[i]; m0 = MAX(m0, p[i]); }
+                sum = (s0 + s1) + (s2 + s3); mx = MAX(MAX(m0, m1), MAX(m2, m3));
+            } else {
+                float s = 0.f, m = -INFINITY;
+                #pragma omp simd reduction(+:s) reduction(max:m)
+                for (int64_t i = 0; i < HW; ++i) { s += p[i]; m = MAX(m, p[i]); }
+                sum = s; mx = m;
             }
-            for (int64_t i = 4 * q; i < HW; ++i) { s0 += p[i]; m0 = MAX(m0, p[i]); }
-            float sum = (s0 + s1) + (s2 + s3), mx = MAX(MAX(m0, m1), MAX(m2, m3));
             int64_t b = bc / C, c = bc % C;
             pooled[b * C + c] = sum / (float)HW;
             pooled[(B + b) * C + c] = sum != sum && has_nan(p, 0, HW, 1) ? NAN : mx;
@@ -182,14 +190,17 @@ enum { CHANNEL_FIRST, SPATIAL_FIRST, PARALLEL };
  * relu != 0, in place, with the gates in order (CHANNEL_FIRST, SPATIAL_FIRST or PARALLEL). The
  * arguments are channel_gate's (w1 NULL: no channel gate) and spatial_gate's (conv_w NULL: no
  * spatial gate); the same passes as the three calls, without their round trips through Python.
+ * The gates' weights go to channel_out (B, C) and spatial_out (B, H * W) when these are not NULL.
  * Returns 0, or -1 when out of memory. */
 int cbam_block(float *x, const float *residual, int64_t B, int64_t C, int64_t H, int64_t W, int order,
                const float *w1, const float *b1, int64_t hid, const float *w2, const float *b2,
                const float *conv_w, int64_t k, const float *bn_w, const float *bn_b, const float *bn_mean,
-               const float *bn_var, double eps, int max_first, int relu, int threads) {
-    float *gates = malloc(sizeof(float) * (B * C + B * H * W));
-    if (!gates) return -1;
-    float *channel = w1 ? gates : 0, *spatial = conv_w ? gates + B * C : 0;
+               const float *bn_var, double eps, int max_first, int relu, float *channel_out, float *spatial_out,
+               int threads) {
+    float *scratch = malloc(sizeof(float) * (B * C + B * H * W));
+    if (!scratch) return -1;
+    float *channel = w1 ? (channel_out ? channel_out : scratch) : 0;
+    float *spatial = conv_w ? (spatial_out ? spatial_out : scratch + B * C) : 0;
     int status = 0;
     if (order == SPATIAL_FIRST && channel && spatial) {
         status = spatial_gate(x, 0, B, C, H, W, conv_w, k, bn_w, bn_b, bn_mean, bn_var, eps, max_first, spatial, threads);
@@ -201,6 +212,6 @@ int cbam_block(float *x, const float *residual, int64_t B, int64_t C, int64_t H,
         status = spatial_gate(x, order == CHANNEL_FIRST ? channel : 0, B, C, H, W, conv_w, k, bn_w, bn_b, bn_mean,
                               bn_var, eps, max_first, spatial, threads);
     if (!status) gate_residual(x, channel, spatial, residual, B, C, H * W, relu, threads);
-    free(gates);
+    free(scratch);
     return status;
 }

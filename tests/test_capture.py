@@ -134,3 +134,15 @@ def test_two_recorders_in_two_threads_stay_apart():
             torch.testing.assert_close(a.channel_weights, b.channel_weights)
             torch.testing.assert_close(a.spatial_map, b.spatial_map)
     assert not torch.allclose(results[0][0].channel_weights, results[1][0].channel_weights)
+
+
+def test_records_the_gate_output_a_hook_replaced():
+    model = small()
+    gate = model.layer2[0].cbam.spatial
+    handle = gate.register_forward_hook(lambda m, i, o: torch.full_like(o, 0.5))  # what gets multiplied in
+    for grad in (False, True):  # the compiled kernels' path and the stock operators'
+        with torch.set_grad_enabled(grad), AttentionRecorder(model) as rec:
+            model(torch.randn(1, 3, 32, 32))
+        record = rec.by_name()["layer2.0"].spatial_map
+        assert record.shape == (1, 1, 16, 16) and bool((record == 0.5).all())
+    handle.remove()

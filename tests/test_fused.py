@@ -107,6 +107,20 @@ def test_networks_and_their_captured_attention_equal_stock(build, size, stock):
         torch.testing.assert_close(record.spatial_map, stock_records[name].spatial_map, rtol=1e-4, atol=1e-5)
 
 
+def test_recording_keeps_one_kernel_call_per_block(kernel_calls):
+    model = cbam_resnet18(CBAMConfig(order="spatial-first"), stem="cifar", width=0.25).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        plain = model(x)
+        kernel_calls.clear()
+        with AttentionRecorder(model) as rec:
+            captured = model(x)
+    assert kernel_calls == ["cbam_block"] * 8 and len(rec.records) == 8
+    assert torch.equal(captured, plain)
+    record = rec.records[0]
+    assert record.channel_weights.shape == (2, 16) and record.spatial_map.shape == (2, 1, 32, 32)
+
+
 def test_a_watched_module_is_always_called(kernel_calls):
     cbam = randomised(CBAM(32, CBAMConfig(layout="official"), inplace=True))
     x, residual = torch.randn(1, 32, 8, 8), torch.randn(1, 32, 8, 8)
