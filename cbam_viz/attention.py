@@ -290,7 +290,9 @@ class CBAM(nn.Module):
             mlp = args[0] if channel_gate is not None else None
             conv = args[-1] if spatial_gate is not None else None
             if fused.usable(x, residual, *_kernel_tensors(mlp, conv)):
-                return fused.cbam_block(x, residual, relu, self.order, mlp, conv, taps)
+                x, channel, spatial = fused.cbam_block(x, residual, relu, self.order, mlp, conv, taps is not None)
+                _tap(taps, channel, spatial)
+                return x
         if not fused.usable(x, residual):
             return None
         if self.order == "spatial-first" and channel_gate is not None and spatial_gate is not None:

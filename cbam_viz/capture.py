@@ -5,9 +5,9 @@
     for r in rec.records:           # forward order
         r.name, r.stage, r.channel_weights.shape, r.spatial_map.shape
 
-Each CBAM module gets a forward pre-hook, which hands it a ``taps`` dict (:meth:`CBAM.forward`),
-and a forward hook, which reads the gates' outputs from it: exactly the tensors CBAM multiplied
-the features by, so what is recorded is what the network used. Taps rather than hooks on the gates
+Each CBAM module gets a forward pre-hook, which hands it a ``taps`` dict (:meth:`CBAM.forward`)
+that CBAM fills with the gates' outputs: exactly the tensors it multiplied the features by, so
+what is recorded is what the network used. Taps rather than hooks on the gates
 themselves leave the gates unwatched, so the compiled kernels still run each block in one call
 (:mod:`cbam_viz.fused`). The recorder only adds hooks: it changes no parameter, no
 ``requires_grad`` flag and not the train/eval mode, and removes its hooks on exit even when the
@@ -63,24 +63,19 @@ def cbam_blocks(model: nn.Module) -> list[tuple[str, CBAM]]:
     return found
 
 
-def _hand_taps(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-    """The forward pre-hook: a fresh ``taps`` dict for this call of the CBAM module."""
-    return args, {**kwargs, "taps": {}}
-
-
 class AttentionRecorder:
     """Context manager that records one :class:`AttentionRecord` per CBAM block per forward pass."""
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
-        self.records: list[AttentionRecord] = []
+        self._records: list[AttentionRecord] = []
+        self._taps: list[tuple[str, tuple[int, int, int], dict]] = []  # calls whose records are not made yet
         self._handles: list[RemovableHandle] = []
 
     def __enter__(self) -> "AttentionRecorder":
         try:
             for name, cbam in cbam_blocks(self.model):
-                self._handles.append(cbam.register_forward_pre_hook(_hand_taps, with_kwargs=True))
-                self._handles.append(cbam.register_forward_hook(self._store(name), with_kwargs=True))
+                self._handles.append(cbam.register_forward_pre_hook(self._hand_taps(name), with_kwargs=True))
         except BaseException:
             self.remove()
             raise
@@ -97,19 +92,33 @@ class AttentionRecorder:
 
     def clear(self) -> None:
         """Forget the records collected so far."""
-        self.records.clear()
+        self._records.clear()
+        self._taps.clear()
 
-    def _store(self, name: str):
-        """The forward hook of block ``name``: its record, from the taps the pre-hook handed it."""
-        stage = name.split(".", 1)[0]
-
-        def hook(module: nn.Module, args: tuple, kwargs: dict, output: Tensor) -> None:
-            taps = kwargs["taps"]
+    @property
+    def records(self) -> list[AttentionRecord]:
+        """One record per finished call of a CBAM block, in forward order."""
+        waiting = []
+        for name, shape, taps in self._taps:
+            if not taps:  # the block has not finished (or raised)
+                waiting.append((name, shape, taps))
+                continue
             channel, spatial = taps.get("channel"), taps.get("spatial")
+            self._records.append(AttentionRecord(name, name.split(".", 1)[0],
+                                                 None if channel is None else channel.detach().flatten(1),
+                                                 None if spatial is None else spatial.detach(), shape))
+        self._taps = waiting
+        return self._records
+
+    def _hand_taps(self, name: str):
+        """The forward pre-hook of block ``name``: a fresh ``taps`` dict for this call, which CBAM fills
+        with the gates' outputs once it has applied them (the record is made from it when read)."""
+
+        def hook(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
             c, h, w = (args[0] if args else kwargs["x"]).shape[1:]
-            self.records.append(AttentionRecord(
-                name, stage, None if channel is None else channel.detach().flatten(1),
-                None if spatial is None else spatial.detach(), (int(c), int(h), int(w))))
+            taps: dict[str, Tensor] = {}
+            self._taps.append((name, (int(c), int(h), int(w)), taps))
+            return args, {**kwargs, "taps": taps}
 
         return hook
 

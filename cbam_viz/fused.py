@@ -172,12 +172,12 @@ def spatial_gate(x: Tensor, weight: Tensor, bn: tuple | None, max_first: bool, s
 
 
 def cbam_block(x: Tensor, residual: Tensor, relu: bool, order: str, mlp: tuple | None, conv: tuple | None,
-               taps: dict | None = None) -> Tensor:
+               keep_gates: bool = False) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """``residual + CBAM(x)`` in place in one call (then ReLU if ``relu``), for a block whose gates
-    nothing watches; returns ``x``. ``mlp`` is :func:`channel_gate`'s ``(w1, b1, w2, b2)``, ``conv``
+    nothing watches. ``mlp`` is :func:`channel_gate`'s ``(w1, b1, w2, b2)``, ``conv``
     :func:`spatial_gate`'s ``(weight, bn, max_first)``; None for a gate the block does not have.
-    With ``taps``, the gates' weights are kept there as ``"channel"`` (B, C, 1, 1) and ``"spatial"``
-    (B, 1, H, W)."""
+    Returns ``x`` and, with ``keep_gates``, the gates' weights (B, C, 1, 1) and (B, 1, H, W) (else
+    None: they were scratch inside the call)."""
     b, c, h, w = x.shape
     if residual.shape != x.shape:
         raise _shape_error("the residual", residual.shape, x.shape)
@@ -186,15 +186,12 @@ def cbam_block(x: Tensor, residual: Tensor, relu: bool, order: str, mlp: tuple |
     hidden = 0 if mlp is None else _check_mlp(c, *mlp)
     k = 0 if conv is None else _check_conv(weight)
     *stats, eps = bn if bn is not None else (None, None, None, None, 0.0)
-    channel = spatial = None  # scratch inside the call
-    if taps is not None and mlp is not None:
-        taps["channel"] = channel = x.new_empty(b, c, 1, 1)
-    if taps is not None and conv is not None:
-        taps["spatial"] = spatial = x.new_empty(b, 1, h, w)
+    channel = x.new_empty(b, c, 1, 1) if keep_gates and mlp is not None else None
+    spatial = x.new_empty(b, 1, h, w) if keep_gates and conv is not None else None
     _check(library().cbam_block(x.data_ptr(), residual.data_ptr(), b, c, h, w, ORDERS[order], _ptr(w1), _ptr(b1),
                                 hidden, _ptr(w2), _ptr(b2), _ptr(weight), k, *map(_ptr, stats), eps, int(max_first),
                                 int(relu), _ptr(channel), _ptr(spatial), torch.get_num_threads()))
-    return x
+    return x, channel, spatial
 
 
 def gate_residual(x: Tensor, residual: Tensor, relu: bool, channel: Tensor | None, spatial: Tensor | None) -> Tensor:
