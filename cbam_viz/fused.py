@@ -30,7 +30,7 @@ from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 SOURCE = Path(__file__).with_name("fused_gates.c")
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC")
-MAX_WIDTH = 4096  # the spatial kernel keeps two rows of the map on the stack
+MAX_WIDTH = 4096  # the spatial kernel keeps a row of the map on the stack
 
 _P, _I, _N = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
 _SIGNATURES = {

@@ -106,8 +106,8 @@ int channel_gate(const float *x, int64_t B, int64_t C, int64_t HW, const float *
 int spatial_gate(const float *x, const float *scale, int64_t B, int64_t C, int64_t H, int64_t W, const float *conv_w,
                  int64_t k, const float *bn_w, const float *bn_b, const float *bn_mean, const float *bn_var,
                  double eps, int max_first, float *out, int threads) {
-    int64_t HW = H * W, chunks = (HW + CHUNK - 1) / CHUNK, pad = k / 2;
-    float *pooled = malloc(sizeof(float) * 2 * B * HW);
+    int64_t HW = H * W, chunks = (HW + CHUNK - 1) / CHUNK, pad = k / 2, Wp = W + 2 * pad;
+    float *pooled = calloc(2 * B * H * Wp, sizeof(float));  /* [mean, max] rows with k / 2 zeros each side */
     if (!pooled) return -1;
     float mul = 1.f, add = 0.f;
     if (bn_w) {
@@ -139,26 +139,26 @@ int spatial_gate(const float *x, const float *scale, int64_t B, int64_t C, int64
                 for (int64_t j = 0; j < n; ++j) { float v = r[j] * g; sum[j] += v; mx[j] = MAX(mx[j], v); }
             }
             const float *column = x + b * C * HW + p0;
-            float *mean_out = pooled + (b * 2 + (max_first ? 1 : 0)) * HW + p0;
-            float *max_out = pooled + (b * 2 + (max_first ? 0 : 1)) * HW + p0;
-            for (int64_t j = 0; j < n; ++j) {
-                mean_out[j] = sum[j] / (float)C;
-                max_out[j] = sum[j] != sum[j] && has_nan(column + j, scale ? scale + b * C : 0, C, HW) ? NAN : mx[j];
+            float *mean_out = pooled + (b * 2 + (max_first ? 1 : 0)) * H * Wp + pad;
+            float *max_out = pooled + (b * 2 + (max_first ? 0 : 1)) * H * Wp + pad;
+            for (int64_t j = 0, y = p0 / W, at = y * Wp + p0 % W; j < n; ++j, ++at) {
+                if (at == y * Wp + W) at = ++y * Wp;  /* the next row */
+                mean_out[at] = sum[j] / (float)C;
+                max_out[at] = sum[j] != sum[j] && has_nan(column + j, scale ? scale + b * C : 0, C, HW) ? NAN : mx[j];
             }
         }
         #pragma omp for schedule(static)
         for (int64_t row = 0; row < B * H; ++row) {
             int64_t b = row / H, y = row % H;
-            float acc[W], line[W + 2 * pad];
+            float acc[W];
             for (int64_t i = 0; i < W; ++i) acc[i] = 0.f;
             for (int64_t ch = 0; ch < 2; ++ch)
                 for (int64_t dy = 0; dy < k; ++dy) {
                     int64_t yy = y + dy - pad;
-                    if (yy < 0 || yy >= H) continue;
-                    const float *src = pooled + (b * 2 + ch) * HW + yy * W, *wk = conv_w + (ch * k + dy) * k;
-                    for (int64_t i = 0; i < W + 2 * pad; ++i) line[i] = i >= pad && i < pad + W ? src[i - pad] : 0.f;
+                    if (yy < 0 || yy >= H) continue;  /* a zero row */
+                    const float *src = pooled + ((b * 2 + ch) * H + yy) * Wp, *wk = conv_w + (ch * k + dy) * k;
                     for (int64_t dx = 0; dx < k; ++dx)
-                        for (int64_t i = 0; i < W; ++i) acc[i] += wk[dx] * line[i + dx];
+                        for (int64_t i = 0; i < W; ++i) acc[i] += wk[dx] * src[i + dx];
                 }
             for (int64_t i = 0; i < W; ++i) out[b * HW + y * W + i] = sigmoid(acc[i] * mul + add);
         }
