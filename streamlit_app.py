@@ -6,10 +6,8 @@ computed in ``cbam_viz`` or read from a model card.
 
 from __future__ import annotations
 
-import base64
 import html
 import importlib
-import json
 import threading
 from functools import partial
 from pathlib import Path
@@ -37,14 +35,6 @@ LIMITS = Limits()
 
 # no emoji page icon: checking one loads Streamlit's emoji catalogue, 0.2 s of the first page
 st.set_page_config(page_title="cbam-viz", layout="wide")
-
-
-def chart(spec: dict) -> None:
-    """A Vega-Lite spec from :mod:`cbam_viz.render`, its inline rows passed to the browser as a JSON data URL:
-    Streamlit converts inline rows to Arrow through pandas, half a second of imports on the first page."""
-    rows = base64.b64encode(json.dumps(spec["data"]["values"]).encode()).decode()
-    data = {"url": f"data:application/json;base64,{rows}", "format": {"type": "json"}}
-    st.vega_lite_chart({**spec, "data": data}, width="stretch")
 
 
 # ---------------------------------------------------------------- cached resources (bounded)
@@ -358,7 +348,8 @@ with cw_col:
         st.info("Channel attention is off in this configuration.")
     else:
         frame = render.channel_rows(block.channel_weights, st.session_state.sort, st.session_state.topk)
-        chart(render.channel_chart(frame, f"{block.name}: channel weights Mc"))
+        st.image(render.channel_bars(frame, f"{block.name}: channel weights Mc"),
+                 caption="red: the top-k channels; every weight, exactly, in the CSV export below")
         s = render.weight_stats(block.channel_weights)
         st.markdown(render.markdown_table([{"mean": f"{s.mean:.4f}", "std": f"{s.std:.4f}", "min": f"{s.min:.4f}",
                                             "max": f"{s.max:.4f}", "entropy": f"{s.entropy:.4f}"}]))
@@ -388,7 +379,8 @@ if any(b.spatial_map is not None for b in result.blocks):
     st.image(grid, caption="spatial maps from early (top) to late (bottom) stages")
     grid_png = partial(render.png_bytes, grid)
 if any(b.channel_weights is not None for b in result.blocks):
-    chart(render.distribution_chart(result))
+    st.image(render.weight_distribution(result),
+             caption="channel weights of every block: the share of its channels in each weight bin")
 
 # ---------------------------------------------------------------- classroom
 # drawn only while open: its formulas load KaTeX in the browser, 0.3 s of the first page otherwise

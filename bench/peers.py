@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import statistics
 import time
 
@@ -63,9 +62,9 @@ def first_view(model, card, image_bytes: bytes) -> None:
     block = result.blocks[-1]
     render.overlay(result.view, block.spatial_map)
     render.colorbar("jet", *render.value_range(block.spatial_map, "relative"))
-    json.dumps(render.channel_chart(render.channel_rows(block.channel_weights), block.name))
+    render.channel_bars(render.channel_rows(block.channel_weights), block.name)
     render.grid(result)
-    json.dumps(render.distribution_chart(result))
+    render.weight_distribution(result)
 
 
 def main() -> None:

@@ -152,52 +152,96 @@ def channel_csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
-def channel_chart(rows: list[dict], title: str) -> dict:
-    """Vega-Lite spec of one block's channel weights as bars, the top-k highlighted (data inline)."""
-    # sorted: the bars in rank order, labelled by rank (each bar's channel is in its tooltip)
+BAR, TOP_K = (76, 120, 168), (214, 39, 40)  # a channel's bar, and one of the top-k
+
+
+def channel_bars(rows: list[dict], title: str, width: int = 640, height: int = 300) -> np.ndarray:
+    """One block's channel weights (:func:`channel_rows`) as bars on [0, 1], the top-k in red: in
+    channel order, or in rank order (labelled by rank) when the rows are sorted. Drawn here rather
+    than by a chart library in the browser: the first page then loads no chart code (about 30
+    script files) and shows the chart as soon as its image arrives."""
     by_rank = all(a["rank"] < b["rank"] for a, b in zip(rows, rows[1:]))
-    x = {"field": "rank", "title": "rank (1 = largest weight)"} if by_rank else {"field": "channel", "title": "channel"}
-    return {
-        "title": title,
-        "height": 260,
-        "data": {"values": rows},
-        "mark": "bar",
-        "encoding": {
-            "x": {**x, "type": "ordinal", "axis": {"labels": len(rows) <= 64}},
-            "y": {"field": "weight", "type": "quantitative", "title": "channel weight Mc", "scale": {"domain": [0, 1]}},
-            "color": {"condition": {"test": "datum.top_k", "value": "#d62728"}, "value": "#4c78a8"},
-            "tooltip": [{"field": "channel", "type": "quantitative"},
-                        {"field": "weight", "type": "quantitative", "format": ".4f"},
-                        {"field": "rank", "type": "quantitative"}],
-        },
-    }
+    left, right, top, bottom = 40, 20, 28, 36
+    pw, ph = width - left - right, height - top - bottom
+    # a palette image, colour 0 white, 1 grid, 2 a bar, 3 a top-k bar
+    pixels = np.zeros((height, width), np.uint8)
+    grid_rows = [top + ph - round(i * ph / 4) for i in range(5)]  # the weight axis: 0, 0.25, ..., 1
+    pixels[grid_rows, left:left + pw] = 1
+    # each pixel column shows the tallest bar that falls in it (red if a top-k one does); a gap
+    # separates bars that are 4 pixels wide or more
+    step = pw / len(rows)
+    weight = np.clip([r["weight"] for r in rows], 0.0, 1.0)
+    top_k = np.array([r["top_k"] for r in rows])
+    first = np.minimum((np.arange(pw) / step).astype(int), len(rows) - 1)  # the first bar in each column
+    last = np.minimum(((np.arange(pw) + 1) / step - 1e-9).astype(int), len(rows) - 1)
+    heights = np.maximum.reduceat(weight, first) if step < 1 else weight[first]
+    red = np.logical_or.reduceat(top_k, first) if step < 1 else top_k[first]
+    shown = (heights * ph).round() > np.arange(ph)[::-1, None]  # (ph, pw): inside a bar
+    if step >= 4:
+        shown &= (np.arange(pw) + 1 < (last + 1) * step - 0.5) | (last != first)
+    plot = pixels[top:top + ph, left:left + pw]
+    plot[...] = np.where(shown, (2 + red).astype(np.uint8), plot)
+    canvas = Image.fromarray(pixels, "P")
+    canvas.putpalette([255, 255, 255, 220, 220, 220, *BAR, *TOP_K])
+    canvas = canvas.convert("RGB")
+    draw = ImageDraw.Draw(canvas)
+    font = _font(13)
+    draw.text((left, 5), title, fill="black", font=_font(15))
+    for i, y in enumerate(grid_rows):
+        draw.text((4, y - 8), f"{i / 4:.2f}", fill="black", font=font)
+    draw.line([(left, top + ph), (left + pw, top + ph)], fill="black")
+    for i in sorted({0, len(rows) // 4, len(rows) // 2, 3 * len(rows) // 4, len(rows) - 1}):
+        x = left + (i + 0.5) * step
+        label = str(rows[i]["rank"] if by_rank else rows[i]["channel"])
+        draw.line([(x, top + ph), (x, top + ph + 4)], fill="black")
+        draw.text((x - font.getlength(label) / 2, top + ph + 5), label, fill="black", font=font)
+    axis = "rank (1 = largest weight)" if by_rank else "channel"
+    draw.text((left + (pw - font.getlength(axis)) / 2, height - 16), axis, fill="black", font=font)
+    return np.asarray(canvas)
 
 
-def distribution_chart(analysis: Analysis, bins: int = 20) -> dict:
-    """Vega-Lite spec of every block's channel weights at a glance: per block, the share of channels
-    per weight bin (data inline)."""
-    rows = []
-    edges = np.linspace(0, 1, bins + 1)
-    for b in analysis.blocks:
-        if b.channel_weights is None:
-            continue
-        counts, _ = np.histogram(b.channel_weights, bins=edges)
-        for lo, c in zip(edges[:-1], counts / len(b.channel_weights)):
-            rows.append({"block": b.name, "weight from": round(float(lo), 3), "share of channels": float(c)})
-    if not rows:
+def weight_histograms(analysis: Analysis, bins: int = 20) -> tuple[list[str], np.ndarray]:
+    """Per block with channel attention, the share of its channels in each of ``bins`` equal weight
+    bins on [0, 1]: (block names, shares (blocks, bins), each row summing to 1)."""
+    blocks = [b for b in analysis.blocks if b.channel_weights is not None]
+    if not blocks:
         raise ValueError("this model has no channel attention to show")
-    return {
-        "height": {"step": 24},  # one 24 px row per block, so every block keeps its label
-        "data": {"values": rows},
-        "mark": "rect",
-        "encoding": {
-            "x": {"field": "weight from", "type": "ordinal", "title": "channel weight (bin start)"},
-            "y": {"field": "block", "type": "ordinal", "sort": None, "title": None},
-            "color": {"field": "share of channels", "type": "quantitative", "scale": {"scheme": "blues"}},
-            "tooltip": [{"field": "block", "type": "nominal"}, {"field": "weight from", "type": "quantitative"},
-                        {"field": "share of channels", "type": "quantitative", "format": ".1%"}],
-        },
-    }
+    edges = np.linspace(0, 1, bins + 1)
+    shares = np.stack([np.histogram(b.channel_weights, bins=edges)[0] / len(b.channel_weights) for b in blocks])
+    return [b.name for b in blocks], shares
+
+
+def weight_distribution(analysis: Analysis, bins: int = 20, width: int = 640) -> np.ndarray:
+    """Every block's channel weights at a glance (:func:`weight_histograms`): one row per block,
+    one cell per weight bin, darker where more of the block's channels fall, with a legend."""
+    names, shares = weight_histograms(analysis, bins)
+    font, row, top = _font(13), 22, 6
+    label = round(max(font.getlength(n) for n in names)) + 10
+    cell = (width - label - 20) // bins
+    plot_bottom = top + row * len(names)
+    canvas = Image.new("RGB", (width, plot_bottom + 86), "white")
+    top_share = float(shares.max()) or 1.0
+    cells = Image.fromarray(colorize(shares, "Blues", 0.0, top_share)).resize((bins * cell, row * len(names)), Image.NEAREST)
+    canvas.paste(cells, (label, top))
+    draw = ImageDraw.Draw(canvas)
+    for r, name in enumerate(names):  # white lines between the cells
+        draw.line([(label, top + (r + 1) * row - 1), (label + bins * cell, top + (r + 1) * row - 1)], fill="white", width=2)
+        draw.text((4, top + r * row + 3), name, fill="black", font=font)
+    for c in range(1, bins):
+        draw.line([(label + c * cell - 1, top), (label + c * cell - 1, plot_bottom)], fill="white")
+    for t in (0.0, 0.25, 0.5, 0.75, 1.0):  # the weight axis
+        x = label + t * bins * cell
+        draw.line([(x, plot_bottom), (x, plot_bottom + 4)], fill="black")
+        draw.text((x - font.getlength(f"{t:.2f}") / 2, plot_bottom + 5), f"{t:.2f}", fill="black", font=font)
+    axis = "channel weight Mc"
+    draw.text((label + (bins * cell - font.getlength(axis)) / 2, plot_bottom + 22), axis, fill="black", font=font)
+    legend_y = plot_bottom + 50  # the colour scale: share of a block's channels in a bin
+    ramp = colorize(np.linspace(0, top_share, 200)[None, :].repeat(10, 0), "Blues", 0.0, top_share)
+    canvas.paste(Image.fromarray(ramp), (label, legend_y))
+    draw.text((label, legend_y + 13), "0%", fill="black", font=font)
+    draw.text((label + 200 - font.getlength(f"{top_share:.0%}"), legend_y + 13), f"{top_share:.0%}", fill="black", font=font)
+    draw.text((label + 212, legend_y - 3), "share of the block's channels in a bin", fill="black", font=font)
+    return np.asarray(canvas)
 
 
 def points(delta: float) -> str:

@@ -2,7 +2,6 @@
 
 import json
 
-import altair as alt
 import numpy as np
 import pytest
 import torch
@@ -120,14 +119,24 @@ def test_grid_and_exports(model, image):
     assert data["configuration"]["order"] == "parallel" and len(data["predictions"]) == 5
     bar = render.colorbar("jet", 0.49, 0.51, height=50)
     assert bar.shape == (66, 100, 3)
-    for chart in (render.distribution_chart(result), render.channel_chart(frame, "layer1.0")):
-        alt.Chart.from_dict(json.loads(json.dumps(chart)))  # plain JSON, valid Vega-Lite (checked against its schema)
-    assert len(render.distribution_chart(result)["data"]["values"]) == 8 * 20  # 8 blocks x 20 bins
-    bars = render.channel_chart(frame, "layer1.0")["data"]["values"]
-    assert [b["rank"] for b in bars[:3]] == [1, 2, 3] and sum(b["top_k"] for b in bars) == 3
-    assert render.channel_chart(frame, "layer1.0")["encoding"]["x"]["field"] == "rank"  # sorted: labelled by rank
-    unsorted = render.channel_rows(weights, top_k=3)
-    assert render.channel_chart(unsorted, "layer1.0")["encoding"]["x"]["field"] == "channel"
+    names, shares = render.weight_histograms(result)
+    assert names == [b.name for b in result.blocks] and shares.shape == (8, 20)  # 8 blocks x 20 bins
+    np.testing.assert_allclose(shares.sum(1), 1.0)
+    assert render.weight_distribution(result).shape[1] == 640
+
+
+def test_channel_bars_draw_every_weight_and_the_top_k():
+    weights = np.array([0.1, 0.9, 0.5, 0.25])
+    image = render.channel_bars(render.channel_rows(weights, top_k=1), "four channels", width=440, height=236)
+    plot = image[28:28 + 172, 40:40 + 380]  # the plot area: 172 px for weights 0..1, 95 px per bar
+    red = np.all(plot == render.TOP_K, axis=2)
+    blue = np.all(plot == render.BAR, axis=2)
+    assert red.any(axis=0)[95:189].all() and not red.any(axis=0)[:95].any() and not red.any(axis=0)[189:].any()
+    for i, w in enumerate(weights):  # each bar as tall as its weight, a gap between bars
+        column = (red | blue)[:, i * 95 + 40]
+        assert abs(column.sum() - round(w * 172)) <= 1 and not (red | blue)[:, i * 95 + 94].any()
+    many = render.channel_bars(render.channel_rows(np.linspace(0, 1, 2048), sort=True, top_k=5), "2048 channels")
+    assert np.all(many[28:264, 40:620] == render.TOP_K, axis=2)[:, 0].sum() > 200  # thinner than a pixel: still shown
 
 
 def test_grid_without_spatial_attention_says_so(image):
