@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import importlib
+import sys
 import threading
 from functools import partial
 from pathlib import Path
@@ -32,6 +33,12 @@ ORDERS = ["channel-first", "spatial-first", "parallel"]
 KERNELS, RATIOS = [3, 7], [8, 16, 32]
 MODELS, SCALES = ["cifar10", "imagenet"], ["relative", "absolute"]
 LIMITS = Limits()
+
+# The server's event loop answers the browser (the first page fetches ~60 script files) while a
+# session's script runs in another thread of this process. With Python's default 5 ms switch
+# interval each of its turns at the GIL waits up to 5 ms; 0.5 ms took ~0.2 s off the first page in
+# an interleaved A/B (bench/README.md). An interpreter setting, not app state: idempotent.
+sys.setswitchinterval(0.0005)
 
 # no emoji page icon: checking one loads Streamlit's emoji catalogue, 0.2 s of the first page
 st.set_page_config(page_title="cbam-viz", layout="wide")
