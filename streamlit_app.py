@@ -356,7 +356,7 @@ with cw_col:
     else:
         frame = render.channel_rows(block.channel_weights, st.session_state.sort, st.session_state.topk)
         st.image(render.channel_bars(frame, f"{block.name}: channel weights Mc"),
-                 caption="red: the top-k channels; every weight, exactly, in the CSV export below")
+                 caption="red: the top-k channels; every weight, exactly, in the CSV export below", output_format="PNG")
         s = render.weight_stats(block.channel_weights)
         st.markdown(render.markdown_table([{"mean": f"{s.mean:.4f}", "std": f"{s.std:.4f}", "min": f"{s.min:.4f}",
                                             "max": f"{s.max:.4f}", "entropy": f"{s.entropy:.4f}"}]))
@@ -387,7 +387,7 @@ if any(b.spatial_map is not None for b in result.blocks):
     grid_png = partial(render.png_bytes, grid)
 if any(b.channel_weights is not None for b in result.blocks):
     st.image(render.weight_distribution(result),
-             caption="channel weights of every block: the share of its channels in each weight bin")
+             caption="channel weights of every block: the share of its channels in each weight bin", output_format="PNG")
 
 # ---------------------------------------------------------------- classroom
 # drawn only while open: its formulas load KaTeX in the browser, 0.3 s of the first page otherwise
