@@ -161,7 +161,7 @@ def channel_bars(rows: list[dict], title: str, width: int = 640, height: int = 3
     than by a chart library in the browser: the first page then loads no chart code (about 30
     script files) and shows the chart as soon as its image arrives."""
     by_rank = all(a["rank"] < b["rank"] for a, b in zip(rows, rows[1:]))
-    left, right, top, bottom = 40, 20, 28, 36
+    left, right, top, bottom = 46, 22, 30, 40
     pw, ph = width - left - right, height - top - bottom
     # a palette image, colour 0 white, 1 grid, 2 a bar, 3 a top-k bar
     pixels = np.zeros((height, width), np.uint8)
@@ -185,10 +185,10 @@ def channel_bars(rows: list[dict], title: str, width: int = 640, height: int = 3
     canvas.putpalette([255, 255, 255, 220, 220, 220, *BAR, *TOP_K])
     canvas = canvas.convert("RGB")
     draw = ImageDraw.Draw(canvas)
-    font = _font(13)
-    draw.text((left, 5), title, fill="black", font=_font(15))
+    font = _font(15)
+    draw.text((left, 5), title, fill="black", font=_font(17))
     for i, y in enumerate(grid_rows):
-        draw.text((4, y - 8), f"{i / 4:.2f}", fill="black", font=font)
+        draw.text((4, y - 9), f"{i / 4:.2f}", fill="black", font=font)
     draw.line([(left, top + ph), (left + pw, top + ph)], fill="black")
     for i in sorted({0, len(rows) // 4, len(rows) // 2, 3 * len(rows) // 4, len(rows) - 1}):
         x = left + (i + 0.5) * step
@@ -196,7 +196,7 @@ def channel_bars(rows: list[dict], title: str, width: int = 640, height: int = 3
         draw.line([(x, top + ph), (x, top + ph + 4)], fill="black")
         draw.text((x - font.getlength(label) / 2, top + ph + 5), label, fill="black", font=font)
     axis = "rank (1 = largest weight)" if by_rank else "channel"
-    draw.text((left + (pw - font.getlength(axis)) / 2, height - 16), axis, fill="black", font=font)
+    draw.text((left + (pw - font.getlength(axis)) / 2, height - 19), axis, fill="black", font=font)
     return np.asarray(canvas)
 
 
@@ -215,11 +215,11 @@ def weight_distribution(analysis: Analysis, bins: int = 20, width: int = 640) ->
     """Every block's channel weights at a glance (:func:`weight_histograms`): one row per block,
     one cell per weight bin, darker where more of the block's channels fall, with a legend."""
     names, shares = weight_histograms(analysis, bins)
-    font, row, top = _font(13), 22, 6
+    font, row, top = _font(15), 24, 6
     label = round(max(font.getlength(n) for n in names)) + 10
     cell = (width - label - 20) // bins
     plot_bottom = top + row * len(names)
-    canvas = Image.new("RGB", (width, plot_bottom + 86), "white")
+    canvas = Image.new("RGB", (width, plot_bottom + 92), "white")
     top_share = float(shares.max()) or 1.0
     cells = Image.fromarray(colorize(shares, "Blues", 0.0, top_share)).resize((bins * cell, row * len(names)), Image.NEAREST)
     canvas.paste(cells, (label, top))

@@ -128,15 +128,15 @@ def test_grid_and_exports(model, image):
 def test_channel_bars_draw_every_weight_and_the_top_k():
     weights = np.array([0.1, 0.9, 0.5, 0.25])
     image = render.channel_bars(render.channel_rows(weights, top_k=1), "four channels", width=440, height=236)
-    plot = image[28:28 + 172, 40:40 + 380]  # the plot area: 172 px for weights 0..1, 95 px per bar
+    plot = image[30:30 + 166, 46:46 + 372]  # the plot area: 166 px for weights 0..1, 93 px per bar
     red = np.all(plot == render.TOP_K, axis=2)
     blue = np.all(plot == render.BAR, axis=2)
-    assert red.any(axis=0)[95:189].all() and not red.any(axis=0)[:95].any() and not red.any(axis=0)[189:].any()
+    assert red.any(axis=0)[93:185].all() and not red.any(axis=0)[:93].any() and not red.any(axis=0)[185:].any()
     for i, w in enumerate(weights):  # each bar as tall as its weight, a gap between bars
-        column = (red | blue)[:, i * 95 + 40]
-        assert abs(column.sum() - round(w * 172)) <= 1 and not (red | blue)[:, i * 95 + 94].any()
+        column = (red | blue)[:, i * 93 + 40]
+        assert abs(column.sum() - round(w * 166)) <= 1 and not (red | blue)[:, i * 93 + 92].any()
     many = render.channel_bars(render.channel_rows(np.linspace(0, 1, 2048), sort=True, top_k=5), "2048 channels")
-    assert np.all(many[28:264, 40:620] == render.TOP_K, axis=2)[:, 0].sum() > 200  # thinner than a pixel: still shown
+    assert np.all(many[30:260, 46:618] == render.TOP_K, axis=2)[:, 0].sum() > 200  # thinner than a pixel: still shown
 
 
 def test_grid_without_spatial_attention_says_so(image):
