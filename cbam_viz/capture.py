@@ -51,8 +51,8 @@ def cbam_blocks(model: nn.Module) -> list[tuple[str, CBAM]]:
 
     def walk(module: nn.Module, prefix: str) -> None:
         for key, child in module._modules.items():
-            if child is None or not child._modules and not isinstance(child, CBAM) or id(child) in seen:
-                continue
+            if child is None or id(child) in seen or (not child._modules and not isinstance(child, CBAM)):
+                continue  # nothing, seen already, or a leaf
             seen.add(id(child))
             if isinstance(child, CBAM):
                 found.append((prefix[:-1] if key == "cbam" and prefix else prefix + key, child))

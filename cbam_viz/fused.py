@@ -1,8 +1,10 @@
-"""CBAM's gates for CPU inference as three compiled kernels (``fused_gates.c``), built on first use.
+"""CBAM's gates for CPU inference as compiled kernels (``fused_gates.c``), built on first use.
 
 Stock PyTorch runs a CBAM block as ~30 small operator calls and 7 passes over the feature map;
 on a 2-core CPU that made the CBAM-ResNet-50 forward ~1.2x torchvision's plain ResNet-50 for 0.3%
-more FLOPs. The kernels do the same arithmetic in 3 calls and 4 passes (``bench/cbam_cost.py``).
+more FLOPs. The kernels do the same arithmetic in 4 passes: one call per gate and one for the last
+pass (:func:`channel_gate`, :func:`spatial_gate`, :func:`gate_residual`), or one call for the whole
+block when no hook watches its gates (:func:`cbam_block`; ``bench/README.md``).
 
 The C file is compiled with the system's C compiler (``$CC``, else ``cc``; :data:`FLAGS`) into
 ``~/.cache/cbam-viz/kernels`` (``$CBAM_VIZ_KERNEL_CACHE``; a private temporary folder when that

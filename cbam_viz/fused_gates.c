@@ -2,8 +2,9 @@
  *
  * Compiled on first use by cbam_viz/fused.py (its FLAGS: -O3 -march=native -fopenmp ...) and called through
  * ctypes. Stock PyTorch spends ~30 small operator calls and 7 passes over the feature map per CBAM
- * block; these kernels make it 3 calls and 4 passes. Results equal the stock operators' up to
- * float32 rounding (tests/test_fused.py); NaN propagates as in torch.amax and torch.relu.
+ * block; these kernels make it 4 passes, in 3 calls (each gate, then the last pass) or 1 (cbam_block).
+ * Results equal the stock operators' up to float32 rounding (tests/test_fused.py); NaN propagates as
+ * in torch.amax and torch.relu.
  */
 #include <math.h>
 #include <stdint.h>
