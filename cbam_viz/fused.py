@@ -99,8 +99,9 @@ def library() -> ctypes.CDLL | None:
 
 def unobserved(*modules: nn.Module) -> bool:
     """No forward hook watches these modules, so a kernel may compute them without calling them
-    (the capture hooks sit on the gates, which are always called; counters such as
-    :func:`cbam_viz.complexity.count_complexity` hook every module and so get the stock path)."""
+    (:class:`cbam_viz.capture.AttentionRecorder` hooks only the CBAM modules, which are always called;
+    counters such as :func:`cbam_viz.complexity.count_complexity` hook every module and so get the
+    stock path)."""
     if nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks:
         return False
     return not any(m._forward_hooks or m._forward_pre_hooks for m in modules)
