@@ -83,6 +83,13 @@ def analysed(model_id: str, image_bytes: bytes, root: str, _card: dict, _load_mo
     return analyse(model, load_image(image_bytes, LIMITS), card, lock=lock)
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def distribution_png(model_id: str, image_bytes: bytes, _result: Analysis) -> bytes:
+    """The heat map of every block's channel weights (render.weight_distribution) as PNG, drawn once per
+    analysis: it depends on no display option, so the reruns that change one reuse it."""
+    return render.png_bytes(render.weight_distribution(_result))
+
+
 @st.cache_data(max_entries=8, show_spinner=False)
 def verified(path: str, mtime_ns: int, checksum: str) -> bool:
     """Checksum of a cached download, computed once per version of the file (not on every rerun)."""
@@ -386,8 +393,8 @@ if any(b.spatial_map is not None for b in result.blocks):
     st.image(grid, caption="spatial maps from early (top) to late (bottom) stages")
     grid_png = partial(render.png_bytes, grid)
 if any(b.channel_weights is not None for b in result.blocks):
-    st.image(render.weight_distribution(result),
-             caption="channel weights of every block: the share of its channels in each weight bin", output_format="PNG")
+    st.image(distribution_png(model_id, image_bytes, result),
+             caption="channel weights of every block: the share of its channels in each weight bin")
 
 # ---------------------------------------------------------------- classroom
 # drawn only while open: its formulas load KaTeX in the browser, 0.3 s of the first page otherwise
