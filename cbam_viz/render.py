@@ -9,12 +9,12 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from matplotlib import colormaps
 from PIL import Image, ImageDraw, ImageFont
 
+from . import colormaps
 from .results import Analysis, BlockAttention
 
-COLORMAPS = ("jet", "inferno", "viridis", "magma", "gray")
+COLORMAPS = ("jet", "inferno", "viridis", "magma", "gray")  # the overlay's choices
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,8 @@ def value_range(spatial_map: np.ndarray, scale: str) -> tuple[float, float]:
 
 
 def colorize(values: np.ndarray, cmap: str, vmin: float, vmax: float) -> np.ndarray:
-    """Map values to RGB uint8 with a matplotlib colormap over [vmin, vmax]."""
-    t = np.clip((values - vmin) / (vmax - vmin), 0.0, 1.0)
-    return (colormaps[cmap](t)[..., :3] * 255).astype(np.uint8)
+    """Map values to RGB uint8 with a matplotlib colormap (cbam_viz.colormaps) over [vmin, vmax]."""
+    return colormaps.colorize((values - vmin) / (vmax - vmin), cmap)
 
 
 def overlay(view: np.ndarray, spatial_map: np.ndarray, cmap: str = "jet", opacity: float = 0.5,

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cbam_viz import render
+from cbam_viz import colormaps, render
 from cbam_viz.analysis import analyse, model_input
 from cbam_viz.attention import CBAMConfig
 from cbam_viz.capture import AttentionRecorder
@@ -99,6 +99,21 @@ def test_overlay_and_upsampling():
     # absolute scale: a flat map at 0.5 is mid-grey, relative scale would stretch it
     assert render.value_range(np.full((2, 2), 0.5), "absolute") == (0.0, 1.0)
     assert render.value_range(m, "relative") == (0.0, 1.0)
+
+
+def test_colormap_tables_equal_matplotlib():
+    """The shipped tables are matplotlib's and are indexed as matplotlib does: the same colours for
+    random values, both ends, the values just below each entry's edge, out of range and NaN."""
+    from matplotlib import colormaps as mpl
+
+    assert set(render.COLORMAPS) <= set(colormaps.NAMES)
+    edges = np.arange(1, 256) / 256
+    t = np.concatenate([np.random.default_rng(0).random(4096), [0.0, 1.0, -0.5, 1.5, np.nan],
+                        edges, np.nextafter(edges, 0)]).reshape(29, 159)  # 2-D, as the maps are
+    for name in colormaps.NAMES:
+        expected = (mpl[name](np.clip(t, 0, 1))[..., :3] * 255).astype(np.uint8)
+        np.testing.assert_array_equal(colormaps.colorize(t, name), expected, err_msg=name)
+        np.testing.assert_array_equal(colormaps.LUTS[name], colormaps.tables_from_matplotlib()[name])
 
 
 def test_grid_and_exports(model, image):
