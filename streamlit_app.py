@@ -42,6 +42,10 @@ sys.setswitchinterval(0.0005)
 
 # no emoji page icon: checking one loads Streamlit's emoji catalogue, 0.2 s of the first page
 st.set_page_config(page_title="cbam-viz", layout="wide")
+# The placeholders of elements whose code is still loading pulse forever (an opacity animation): on a
+# machine that draws the page without a GPU that took most of a core during the first page's load.
+# Still placeholders show the same thing. A style-only st.html takes no space on the page.
+st.html("<style>[data-testid=stSkeleton], [data-testid=stSkeletonElement] {animation: none !important}</style>")
 
 
 # ---------------------------------------------------------------- cached resources (bounded)
