@@ -42,9 +42,9 @@ sys.setswitchinterval(0.0005)
 
 # no emoji page icon: checking one loads Streamlit's emoji catalogue, 0.2 s of the first page
 st.set_page_config(page_title="cbam-viz", layout="wide")
-# The placeholders of elements whose code is still loading pulse forever (an opacity animation): on a
-# machine that draws the page without a GPU that took most of a core during the first page's load.
-# Still placeholders show the same thing. A style-only st.html takes no space on the page.
+# The placeholders of elements whose code is still loading pulse forever (an opacity animation). On a
+# machine that draws the page without a GPU, that kept 60-90% of a core busy during the first page's
+# load (bench/README.md). Still placeholders say the same. A style-only st.html takes no space.
 st.html("<style>[data-testid=stSkeleton], [data-testid=stSkeletonElement] {animation: none !important}</style>")
 
 

@@ -30,7 +30,7 @@ def _load() -> MappingProxyType:
     return MappingProxyType(luts)
 
 
-LUTS = _load() if __name__ != "__main__" else MappingProxyType({})  # read-only constants (the writer needs none)
+LUTS = _load() if __name__ != "__main__" else MappingProxyType({})  # read-only; the writer (below) reads none
 
 
 def colorize(t: np.ndarray, name: str) -> np.ndarray:
@@ -48,7 +48,8 @@ def tables_from_matplotlib() -> dict[str, np.ndarray]:
     """The lookup tables as matplotlib draws them (entry i is the colour of index i)."""
     from matplotlib import colormaps
 
-    assert all(colormaps[name].N == SIZE for name in NAMES)
+    if any(colormaps[name].N != SIZE for name in NAMES):
+        raise ValueError(f"a colormap of this matplotlib does not have {SIZE} entries")
     return {name: (colormaps[name](np.arange(SIZE))[:, :3] * 255).astype(np.uint8) for name in NAMES}
 
 

@@ -110,10 +110,11 @@ def test_colormap_tables_equal_matplotlib():
     edges = np.arange(1, 256) / 256
     t = np.concatenate([np.random.default_rng(0).random(4096), [0.0, 1.0, -0.5, 1.5, np.nan],
                         edges, np.nextafter(edges, 0)]).reshape(29, 159)  # 2-D, as the maps are
+    tables = colormaps.tables_from_matplotlib()
     for name in colormaps.NAMES:
+        np.testing.assert_array_equal(colormaps.LUTS[name], tables[name], err_msg=name)
         expected = (mpl[name](np.clip(t, 0, 1))[..., :3] * 255).astype(np.uint8)
         np.testing.assert_array_equal(colormaps.colorize(t, name), expected, err_msg=name)
-        np.testing.assert_array_equal(colormaps.LUTS[name], colormaps.tables_from_matplotlib()[name])
 
 
 def test_grid_and_exports(model, image):
