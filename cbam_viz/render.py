@@ -154,6 +154,12 @@ def channel_csv(rows: list[dict]) -> str:
 BAR, TOP_K = (76, 120, 168), (214, 39, 40)  # a channel's bar, and one of the top-k
 
 
+def _tick_below(draw: ImageDraw.ImageDraw, x: float, y: float, label: str, font: ImageFont.ImageFont) -> None:
+    """A tick mark down from an x axis at (x, y), ``label`` centred under it."""
+    draw.line([(x, y), (x, y + 4)], fill="black")
+    draw.text((x - font.getlength(label) / 2, y + 5), label, fill="black", font=font)
+
+
 def channel_bars(rows: list[dict], title: str, width: int = 640, height: int = 300) -> np.ndarray:
     """One block's channel weights (:func:`channel_rows`) as bars on [0, 1], the top-k in red: in
     channel order, or in rank order (labelled by rank) when the rows are sorted. Drawn here rather
@@ -192,8 +198,7 @@ def channel_bars(rows: list[dict], title: str, width: int = 640, height: int = 3
     for i in sorted({0, len(rows) // 4, len(rows) // 2, 3 * len(rows) // 4, len(rows) - 1}):
         x = left + (i + 0.5) * step
         label = str(rows[i]["rank"] if by_rank else rows[i]["channel"])
-        draw.line([(x, top + ph), (x, top + ph + 4)], fill="black")
-        draw.text((x - font.getlength(label) / 2, top + ph + 5), label, fill="black", font=font)
+        _tick_below(draw, x, top + ph, label, font)
     axis = "rank (1 = largest weight)" if by_rank else "channel"
     draw.text((left + (pw - font.getlength(axis)) / 2, height - 19), axis, fill="black", font=font)
     return np.asarray(canvas)
@@ -230,8 +235,7 @@ def weight_distribution(analysis: Analysis, bins: int = 20, width: int = 640) ->
         draw.line([(label + c * cell - 1, top), (label + c * cell - 1, plot_bottom)], fill="white")
     for t in (0.0, 0.25, 0.5, 0.75, 1.0):  # the weight axis
         x = label + t * bins * cell
-        draw.line([(x, plot_bottom), (x, plot_bottom + 4)], fill="black")
-        draw.text((x - font.getlength(f"{t:.2f}") / 2, plot_bottom + 5), f"{t:.2f}", fill="black", font=font)
+        _tick_below(draw, x, plot_bottom, f"{t:.2f}", font)
     axis = "channel weight Mc"
     draw.text((label + (bins * cell - font.getlength(axis)) / 2, plot_bottom + 22), axis, fill="black", font=font)
     legend_y = plot_bottom + 50  # the colour scale: share of a block's channels in a bin
