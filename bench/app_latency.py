@@ -6,7 +6,7 @@ before it is not counted) to the updated predictions and overlay on screen and t
 finished, p50 and p95 over >= 20 changes
 that cycle through the trained orders (k=7, r=16) and kernels (channel-first, r=16).
 The first change is also printed on its own: the first page is drawn from the precomputed gallery
-(cbam_viz.precomputed) without torch, so the first change that runs a model may wait for torch's
+(cbam_viz.app.precomputed) without torch, so the first change that runs a model may wait for torch's
 import. Goals: first page <= 5 s, p50 <= 0.5 s.
 
     python bench/app_latency.py [--changes 24] [--family assets/family] [--python VENV/bin/python]
@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cbam_viz.registry import Family, VariantKey, default_root  # noqa: E402
+from cbam_viz.models.registry import Family, VariantKey, default_root  # noqa: E402
 from tests.browser import change_and_wait, launch, start_server, state, stop_server, wait_ready  # noqa: E402
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cbam_viz.registry import default_root  # noqa: E402
+from cbam_viz.models.registry import default_root  # noqa: E402
 from tests.browser import (  # noqa: E402
     distinct_images,
     many_sessions,

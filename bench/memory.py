@@ -28,7 +28,7 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cbam_viz.registry import Family  # noqa: E402
+from cbam_viz.models.registry import Family  # noqa: E402
 
 
 def rss_mb() -> float:

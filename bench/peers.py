@@ -1,10 +1,10 @@
 """Speed against the peers, measured in one run (eval, batch 1, 224 px, 2 threads, paired and interleaved).
 
-1. our CBAM-ResNet-50 forward vs torchvision's bare ResNet-50 (goal <= 1.10x);
+1. our CBAM-ResNet-50 forward vs torchvision's bare ResNet-50 (the price of attention);
 2. ours vs timm's CBAM ResNet-50 carrying identical weights (goal <= 1.0x);
 3. capturing every block's attention: our AttentionRecorder vs timm.utils.AttentionExtract on the
    timm model, both hooking the gates (goal <= 1.0x);
-4. upload -> full first view (decode, predictions, block view, grid) for the built-in model and for
+4. upload -> full first view (decode, predictions, the block's charts, every block) for the built-in model and for
    the ResNet-50 at 224 px.
 
     python bench/peers.py [--pairs 30]
@@ -24,14 +24,15 @@ from PIL import Image
 from timm.utils import AttentionExtract
 from torchvision.models import resnet50
 
-from cbam_viz import AttentionRecorder, fused, render
-from cbam_viz.analysis import analyse
-from cbam_viz.attention import CBAMConfig
-from cbam_viz.checkpoints import load_state, to_native
-from cbam_viz.imagenet import IMAGENET_PREPROCESSING, imagenet_classes
-from cbam_viz.images import load_image
-from cbam_viz.registry import Family, default_root
-from cbam_viz.resnet import cbam_resnet50
+from cbam_viz.explain.recorder import AttentionRecorder
+from cbam_viz.render import charts, overlays, tables
+from cbam_viz.explain.analysis import analyse
+from cbam_viz.models.attention import CBAMConfig
+from cbam_viz.models.checkpoints import load_state, to_native
+from cbam_viz.models.imagenet import IMAGENET_PREPROCESSING, imagenet_classes
+from cbam_viz.app.images import load_image
+from cbam_viz.models.registry import Family, default_root
+from cbam_viz.models.resnet import cbam_resnet50
 
 
 def timed(fn) -> float:
@@ -57,14 +58,15 @@ def paired(a, b, pairs: int) -> tuple[float, float, float]:
 
 
 def first_view(model, card, image_bytes: bytes) -> None:
-    """What the app computes for a new upload: decode, analyse, block view and grid."""
+    """What the app computes for a new upload: decode, analyse, the block's charts and every block's maps."""
     result = analyse(model, load_image(image_bytes), card)
     block = result.blocks[-1]
-    render.overlay(result.view, block.spatial_map)
-    render.colorbar("jet", *render.value_range(block.spatial_map, "relative"))
-    render.channel_bars(render.channel_rows(block.channel_weights), block.name)
-    render.grid(result)
-    render.weight_distribution(result)
+    picture = overlays.overlay(result.view, block.spatial_map)
+    charts.spatial_map(picture, block.spatial_map, "jet", "relative").to_dict()
+    charts.channel_bars(tables.channel_rows(block.channel_weights), block.name).to_dict()
+    for b in result.blocks:
+        overlays.overlay(result.view, b.spatial_map)
+    charts.weight_distribution(result).to_dict()
 
 
 def main() -> None:
@@ -89,9 +91,8 @@ def main() -> None:
     def theirs_captured():
         assert len(extract(x)) == 32
 
-    gates = "compiled kernels (cbam_viz.fused)" if fused.library() else "stock operators (no C compiler)"
     print(f"torch {torch.__version__}, timm {timm.__version__}, 2 threads, batch 1, 224 px, eval, no_grad, "
-          f"{args.pairs} pairs; our CBAM gates: {gates}")
+          f"{args.pairs} pairs")
     print(f"{'comparison':<58}{'A ms':>8}{'B ms':>8}{'B/A':>7}")
     with torch.no_grad():
         assert torch.allclose(ours(x), theirs(x), atol=1e-4)
@@ -113,7 +114,7 @@ def main() -> None:
     if family.keys():
         model, card = family.load_variant()
         targets.insert(0, (f"built-in {card['name']}, 32 px", model, card))
-    print("\nupload -> full first view (decode, predictions, block view, grid), median of 10")
+    print("\nupload -> full first view (decode, predictions, the block's charts, every block), median of 10")
     for name, model, card in targets:
         first_view(model, card, upload)
         times = [timed(lambda: first_view(model, card, upload)) for _ in range(10)]

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from cbam_viz.registry import Family
+from cbam_viz.models.registry import Family
 
 
 def main() -> None:

@@ -7,12 +7,13 @@ renderers, model cards, the precomputed gallery) import without it: the app's fi
 from importlib import import_module
 
 _EXPORTS = {
-    "CBAM": "attention", "CBAMConfig": "attention", "ChannelAttention": "attention", "SpatialAttention": "attention",
-    "AttentionRecord": "capture", "AttentionRecorder": "capture",
-    "load_checkpoint": "checkpoints",
-    "count_complexity": "complexity",
-    "CBAMResNet": "resnet", "cbam_resnet": "resnet", "cbam_resnet18": "resnet", "cbam_resnet34": "resnet",
-    "cbam_resnet50": "resnet", "cbam_resnet101": "resnet",
+    "CBAM": "models.attention", "CBAMConfig": "models.attention", "ChannelAttention": "models.attention",
+    "SpatialAttention": "models.attention",
+    "CBAMResNet": "models.resnet", "cbam_resnet": "models.resnet", "cbam_resnet18": "models.resnet",
+    "cbam_resnet34": "models.resnet", "cbam_resnet50": "models.resnet", "cbam_resnet101": "models.resnet",
+    "load_checkpoint": "models.checkpoints",
+    "count_complexity": "models.complexity",
+    "AttentionRecord": "explain.recorder", "AttentionRecorder": "explain.recorder",
 }
 __all__ = list(_EXPORTS)
 

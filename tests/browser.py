@@ -78,13 +78,15 @@ def wait_ready(page, timeout_ms: int = 120_000) -> None:
     page.wait_for_function(
         """() => !document.querySelector('[data-testid="stStatusWidget"]')
               && document.querySelectorAll('[data-testid="stImage"] img, img[src*="/media/"]').length >= 2
-              && Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)""",
+              && Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)
+              && Array.from(document.querySelectorAll('[data-testid="stVegaLiteChart"]'))
+                      .every(c => c.querySelector('canvas, svg'))""",
         timeout=timeout_ms,
     )
 
 
 def state(page) -> dict:
-    """What the page shows now: model name, predictions table text, overlay image URL."""
+    """What the page shows now: model name, predictions table text, the first block's overlay image URL."""
     return page.evaluate(
         """(table) => ({
             model: (Array.from(document.querySelectorAll('strong')).map(e => e.textContent)
@@ -234,9 +236,9 @@ def session_plans(family_root: Path, images: list[Path]) -> list[tuple[Path, lis
 
     The references come from the library on the same weights, one image at a time.
     """
-    from cbam_viz.analysis import analyse
-    from cbam_viz.images import load_image
-    from cbam_viz.registry import Family
+    from cbam_viz.explain.analysis import analyse
+    from cbam_viz.app.images import load_image
+    from cbam_viz.models.registry import Family
 
     fam = Family(family_root)
 

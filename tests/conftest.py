@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny image-folder dataset made by the test itself (no shared data)."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,19 @@ def make_image_folder(root: Path, per_class: dict[str, int], size: int = 16, see
     return root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_upload_folder(tmp_path_factory):
+    """The app's uploads (and those of the servers the tests start) go to pytest's temporary folder,
+    never to the real upload store."""
+    before = os.environ.get("CBAM_VIZ_UPLOADS")
+    os.environ["CBAM_VIZ_UPLOADS"] = str(tmp_path_factory.mktemp("uploads"))
+    yield
+    if before is None:
+        os.environ.pop("CBAM_VIZ_UPLOADS")
+    else:
+        os.environ["CBAM_VIZ_UPLOADS"] = before
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     return make_image_folder(tmp_path_factory.mktemp("tiny") / "colours", {"train": 32, "test": 8})
@@ -44,9 +58,12 @@ APP_VARIANTS = {
 @pytest.fixture(scope="session")
 def app_family(tiny_dataset, tmp_path_factory) -> Path:
     """A small trained family with one variant per sidebar control, for the app's tests."""
-    from cbam_viz import train
+    from cbam_viz.training import train
 
-    out = tmp_path_factory.mktemp("app") / "family"
+    reuse = os.environ.get("CBAM_VIZ_TEST_FAMILY")  # a folder to keep the family in between local runs
+    out = Path(reuse) if reuse else tmp_path_factory.mktemp("app") / "family"
+    if reuse and (out / "plain.json").is_file():
+        return out
     common = ["--data", str(tiny_dataset), "--out", str(out), "--checkpoint-dir", str(out.parent / "ckpt"),
               "--cache-dir", str(out.parent / "cache"), *TINY_TRAIN]
     for name, extra in APP_VARIANTS.items():

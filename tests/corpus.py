@@ -14,7 +14,7 @@ import zlib
 import numpy as np
 from PIL import Image, ImageCms
 
-from cbam_viz.images import Limits
+from cbam_viz.app.images import Limits
 
 TRUNCATED = "truncated|corrupt|damaged"
 

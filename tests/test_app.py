@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-import cbam_viz.imagenet
-from cbam_viz.explain import CHANNEL_FORMULA, ORDER_FORMULAS, SPATIAL_FORMULA, reference_cbam512
+import cbam_viz.models.imagenet
+from cbam_viz.explain.classroom import CHANNEL_FORMULA, ORDER_FORMULAS, SPATIAL_FORMULA, reference_cbam512
 
 APP = str(__import__("pathlib").Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
@@ -50,9 +50,14 @@ def test_first_screen_is_a_sample_already_analysed(app, app_family):
     assert list(prediction_rows(app)[0]) == ["rank", "class", "probability"]  # no change column: nothing to compare
     assert model_name(app) == "channel-first-k7-r16"
     assert app.selectbox(key="block").value == "layer3.0"
-    captions = [c for image in app.image for c in image.captions]
-    assert any("layer3.0: spatial map Ms (3x3)" in c for c in captions)  # 32 px input: 3x3 in the last stage
-    assert any("early (top) to late" in c for c in captions)
+    captions = [c.value for c in app.caption]
+    assert any(c.startswith("layer3.0: spatial map Ms (3x3)") for c in captions)  # 32 px input: 3x3 in the last stage
+    block = next(c for c in captions if c.startswith("layer3.0: spatial map Ms"))
+    assert "Values 0." in block  # the map's actual range beside it
+    grid = [c for image in app.image for c in image.captions]
+    assert [c.split(" (")[0] for c in grid] == ["layer1.0", "layer2.0", "layer3.0"]  # every block, one row per stage
+    charts = app.get("vega_lite_chart")
+    assert len(charts) == 3  # the channel bars, the spatial map with its values, every block's weights
     how = next(m.value for m in app.markdown if m.value.startswith("end-to-end: every parameter trained"))
     assert "4 epoch(s) of" in how and "min of training and evaluation on" in how  # from the card
     card = json.loads((app_family / "channel-first-k7-r16.json").read_text())
@@ -158,7 +163,7 @@ def imagenet_checkpoint(tmp_path):
     path = tmp_path / "cbam_resnet18_pytorchcv.pth"
     model = pytorchcv.get_model("cbam_resnet18", pretrained=False)
     with torch.no_grad():
-        model.output.weight.mul_(200)  # random weights give near-uniform outputs; make them decisive
+        model.output.weight.mul_(30)  # random weights give near-uniform outputs; make them decisive, not saturated
     torch.save(model.state_dict(), path)
     return path
 
@@ -188,9 +193,9 @@ def test_imagenet_bad_file_and_offline_download(app, tmp_path, monkeypatch):
     app.sidebar.radio(key="weights_source").set_value("path").run()
     app.sidebar.text_input(key="weights_path").input(str(bad)).run()
     assert not app.exception and "cannot be used" in app.error[0].value
-    monkeypatch.setattr(cbam_viz.imagenet, "CBAM_RESNET50", cbam_viz.imagenet.CBAM_RESNET50.__class__(
+    monkeypatch.setattr(cbam_viz.models.imagenet, "CBAM_RESNET50", cbam_viz.models.imagenet.CBAM_RESNET50.__class__(
         "x", "http://127.0.0.1:9/w.pth.zip", "w.pth", "sha1:" + "0" * 40, "a server that is down"))
-    monkeypatch.setattr(cbam_viz.imagenet, "DEFAULT_CACHE", tmp_path / "cache")
+    monkeypatch.setattr(cbam_viz.models.imagenet, "IMAGENET_CACHE", tmp_path / "cache")
     app.sidebar.radio(key="weights_source").set_value("download").run()
     app.sidebar.button(key="download").click().run()
     assert not app.exception
@@ -201,7 +206,7 @@ def test_imagenet_bad_file_and_offline_download(app, tmp_path, monkeypatch):
 
 def test_imagenet_weights_from_strangers_get_clear_messages(app, app_family, tmp_path, monkeypatch):
     """Truncated, wrong-format, wrong-architecture and oversized files: a message, never a traceback."""
-    import cbam_viz.weights
+    import cbam_viz.models.weights
 
     truncated = tmp_path / "cut.pth"
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, truncated)
@@ -216,7 +221,7 @@ def test_imagenet_weights_from_strangers_get_clear_messages(app, app_family, tmp
     for path, message in cases:
         app.sidebar.text_input(key="weights_path").input(str(path)).run()
         assert not app.exception and message in app.error[0].value, (path.name, [e.value for e in app.error])
-    monkeypatch.setattr(cbam_viz.weights, "MAX_WEIGHTS_BYTES", 1024)
+    monkeypatch.setattr(cbam_viz.models.weights, "MAX_WEIGHTS_BYTES", 1024)
     app.sidebar.text_input(key="weights_path").input(str(cifar)).run()
     assert not app.exception and "over the 1.0 KiB limit for weights files" in app.error[0].value
     app.sidebar.radio(key="model").set_value("cifar10").run()

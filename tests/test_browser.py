@@ -24,6 +24,20 @@ pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 OUT = ROOT / "test-output" / "browser"
 
 
+def download(page, label: str) -> bytes:
+    """The file a download button gives. A button drawn by a script run that a newer run has replaced
+    serves nothing (Streamlit drops its file), so a click that brings no file is tried once more."""
+    for attempt in (1, 2):
+        try:
+            with page.expect_download(timeout=30_000) as file:
+                page.get_by_role("button", name=label).click()
+            return Path(file.value.path()).read_bytes()
+        except Exception:
+            if attempt == 2:
+                raise
+            wait_ready(page)
+
+
 @pytest.fixture
 def server(app_family):
     proc, url, _ = start_server({"CBAM_VIZ_FAMILY": str(app_family)})
@@ -67,14 +81,33 @@ def test_upload_then_order_and_kernel_change_predictions_and_overlay(server, tmp
         assert kernel["predictions"] != ordered["predictions"] and kernel["overlay"] != ordered["overlay"]
         page.screenshot(path=OUT / "4-kernel-3.png", full_page=True)
 
-        # exports: the PNGs are encoded when their button is clicked
+        # the channel bars: a click on a bar selects its channel, and the page says which
+        bars = page.locator('[data-testid="stVegaLiteChart"]').first
+        bars.scroll_into_view_if_needed()
+        box = bars.bounding_box()
+        selected = page.get_by_text("of layer3.0: weight")
+        for fraction in (0.5, 0.45, 0.55, 0.35, 0.65, 0.25, 0.75):
+            page.mouse.click(box["x"] + box["width"] * fraction, box["y"] + box["height"] * 0.72)
+            try:
+                selected.wait_for(timeout=5_000)
+                break
+            except Exception:
+                continue
+        assert selected.is_visible(), "clicking the channel bars selected no channel"
+        wait_ready(page)  # the rerun the click started has finished
+        page.screenshot(path=OUT / "4b-channel-selected.png", full_page=True)
+
+        # exports: the figures are drawn when their button is clicked
         files = {}
-        for label in ("Overlay (PNG)", "Grid (PNG)", "Channel weights (CSV)", "Configuration + predictions (JSON)"):
-            with page.expect_download(timeout=60_000) as download:
-                page.get_by_role("button", name=label).click()
-            files[label] = Path(download.value.path()).read_bytes()
-        for label in ("Overlay (PNG)", "Grid (PNG)"):
-            assert Image.open(io.BytesIO(files[label])).size[0] > 100, label
+        labels = ("Block figure (PNG)", "Block figure (SVG)", "Every block (PNG)", "Every block (SVG)",
+                  "Channel weights (CSV)", "Configuration + predictions (JSON)")
+        for label in labels:
+            files[label] = download(page, label)
+        for label in ("Block figure (PNG)", "Every block (PNG)"):
+            assert Image.open(io.BytesIO(files[label])).size[0] > 600, label
+        for label in ("Block figure (SVG)", "Every block (SVG)"):
+            assert b"<svg" in files[label][:1000], label
+        assert b"channel weight Mc" in files["Block figure (SVG)"]
         assert files["Channel weights (CSV)"].decode().startswith("channel,weight,rank,top_k")
         exported = json.loads(files["Configuration + predictions (JSON)"])
         assert exported["configuration"]["variant"] == "spatial-first-k3-r16"
@@ -82,10 +115,10 @@ def test_upload_then_order_and_kernel_change_predictions_and_overlay(server, tmp
 
         # the classroom panel's block diagram keeps its three lines, in a monospace font
         page.get_by_text("How CBAM works (for the classroom)").click()
-        diagram = page.locator(".placement")
+        diagram = page.locator('[data-testid="stCode"] code').first
         diagram.wait_for(timeout=30_000)
-        assert diagram.inner_text().count("\n") == 2 and "identity" in diagram.inner_text()
-        assert diagram.evaluate("e => getComputedStyle(e).fontFamily") == "monospace"
+        assert diagram.inner_text().strip().count("\n") == 2 and "identity" in diagram.inner_text()
+        assert "monospace" in diagram.evaluate("e => getComputedStyle(e).fontFamily")
         page.screenshot(path=OUT / "5-classroom.png", full_page=True)
         browser.close()
 
@@ -136,7 +169,7 @@ def test_block_picker_stays_in_step_with_the_view(server, tmp_path):
                                    ".some(e => e.textContent === name)", arg=model, timeout=60_000)
         wait_ready(page)
         assert "layer3.0" in page.evaluate(picked)
-        page.get_by_text("layer3.0: spatial map Ms").wait_for(timeout=30_000)
+        page.get_by_text("layer3.0: spatial map Ms").first.wait_for(timeout=30_000)
         page.get_by_text("ImageNet CBAM-ResNet-50").click()
         page.get_by_text("local file").click()
         path = page.get_by_label("Path to a .pth / .safetensors checkpoint (official, pytorchcv or timm format)")
@@ -145,7 +178,7 @@ def test_block_picker_stays_in_step_with_the_view(server, tmp_path):
         page.wait_for_selector("text=ImageNet-1k, pytorchcv checkpoint", timeout=120_000)
         wait_ready(page)
         assert "layer3.0" in page.evaluate(picked) and "1024 channels" in page.evaluate(picked)
-        page.get_by_text("layer3.0: spatial map Ms (14x14)").wait_for(timeout=30_000)
+        page.get_by_text("layer3.0: spatial map Ms (14x14)").first.wait_for(timeout=30_000)
         assert "change (pts)" not in state(page)["predictions"]
         page.screenshot(path=OUT / "6-resnet50.png", full_page=True)
         browser.close()

@@ -1,13 +1,13 @@
-"""AttentionRecorder: what it records is what the network multiplied by; it leaves no trace."""
+"""AttentionRecorder: forward hooks on the gates; what it records is what the network multiplied by; no trace left."""
 
 import threading
 
 import pytest
 import torch
 
-from cbam_viz.attention import CBAMConfig
-from cbam_viz.capture import AttentionRecorder
-from cbam_viz.resnet import cbam_resnet18, cbam_resnet50
+from cbam_viz.models.attention import CBAMConfig
+from cbam_viz.explain.recorder import AttentionRecorder
+from cbam_viz.models.resnet import cbam_resnet18, cbam_resnet50
 
 
 def small(config=CBAMConfig(), seed=0):
@@ -140,9 +140,34 @@ def test_records_the_gate_output_a_hook_replaced():
     model = small()
     gate = model.layer2[0].cbam.spatial
     handle = gate.register_forward_hook(lambda m, i, o: torch.full_like(o, 0.5))  # what gets multiplied in
-    for grad in (False, True):  # the compiled kernels' path and the stock operators'
+    for grad in (False, True):
         with torch.set_grad_enabled(grad), AttentionRecorder(model) as rec:
             model(torch.randn(1, 3, 32, 32))
         record = rec.by_name()["layer2.0"].spatial_map
         assert record.shape == (1, 1, 16, 16) and bool((record == 0.5).all())
     handle.remove()
+
+
+def test_records_timm_cbam_resnet_directly(tmp_path):
+    """The recorder observes a model it did not write: timm's CBAM ResNet-18, its gates' sigmoids
+    hooked by name, gives the same weights as our network carrying the same weights."""
+    timm = pytest.importorskip("timm")
+    from cbam_viz.models.checkpoints import load_checkpoint
+    from cbam_viz.models.weights import save_weights
+
+    torch.manual_seed(3)
+    ref = timm.create_model("resnet18", pretrained=False, num_classes=10, block_args=dict(attn_layer="cbam")).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with AttentionRecorder(ref, channel=lambda n, m: n.endswith("channel.gate"),
+                           spatial=lambda n, m: n.endswith("spatial.gate")) as theirs:
+        ref(x)
+    save_weights(tmp_path / "timm.safetensors", ref.state_dict())
+    ours, _ = load_checkpoint(tmp_path / "timm.safetensors")
+    with AttentionRecorder(ours) as rec:
+        ours(x)
+    assert [r.name for r in theirs.records] == [r.name for r in rec.records] == [
+        f"layer{s}.{b}" for s in range(1, 5) for b in range(2)]
+    for a, b in zip(theirs.records, rec.records):
+        assert a.feature_shape == b.feature_shape
+        torch.testing.assert_close(a.channel_weights, b.channel_weights, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(a.spatial_map, b.spatial_map, rtol=1e-5, atol=1e-5)

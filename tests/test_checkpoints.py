@@ -5,10 +5,10 @@ import pickle
 import pytest
 import torch
 
-from cbam_viz.attention import CBAMConfig
-from cbam_viz.checkpoints import detect_format, infer_architecture, load_checkpoint, load_state, to_native
-from cbam_viz.resnet import cbam_resnet18, cbam_resnet50
-from cbam_viz.weights import WeightsError, read_weights, save_weights
+from cbam_viz.models.attention import CBAMConfig
+from cbam_viz.models.checkpoints import detect_format, infer_architecture, load_checkpoint, load_state, to_native
+from cbam_viz.models.resnet import cbam_resnet18, cbam_resnet50
+from cbam_viz.models.weights import WeightsError, read_weights, save_weights
 
 pytorchcv_provider = pytest.importorskip("pytorchcv.model_provider")
 timm = pytest.importorskip("timm")
@@ -127,7 +127,7 @@ def test_malicious_pickle_is_refused_before_running(tmp_path):
     raw = tmp_path / "evil_raw.pkl"
     raw.write_bytes(pickle.dumps(_Payload()))
     for p in (path, raw):
-        with pytest.raises(WeightsError, match="refused|not a readable"):
+        with pytest.raises(WeightsError, match="rejected|not a readable"):
             read_weights(p)
     assert not os.path.exists(marker)
 
@@ -170,14 +170,14 @@ def test_oversized_weights_are_refused_before_reading(tmp_path, monkeypatch):
     torch.save({"w": torch.zeros(300_000)}, path)
     with pytest.raises(WeightsError, match=r"big.pth is 1.1 MiB, over the 1.0 MiB limit"):
         read_weights(path, max_bytes=2**20)
-    import cbam_viz.weights
-    monkeypatch.setattr(cbam_viz.weights, "MAX_WEIGHTS_BYTES", 2**20)
+    import cbam_viz.models.weights
+    monkeypatch.setattr(cbam_viz.models.weights, "MAX_WEIGHTS_BYTES", 2**20)
     with pytest.raises(WeightsError, match="over the 1.0 MiB limit"):
         read_weights(path)
 
 
 def test_wrong_architecture_and_wrong_format_messages(tmp_path):
-    from cbam_viz.checkpoints import load_checkpoint
+    from cbam_viz.models.checkpoints import load_checkpoint
     not_a_resnet = tmp_path / "mlp.pth"
     torch.save({"encoder.weight": torch.zeros(4, 4), "decoder.weight": torch.zeros(4, 4)}, not_a_resnet)
     with pytest.raises(WeightsError, match="unrecognised"):
@@ -193,7 +193,7 @@ def test_wrong_architecture_and_wrong_format_messages(tmp_path):
 
 
 def test_upload_store_is_content_addressed_and_bounded(tmp_path):
-    from cbam_viz.uploads import UploadStore
+    from cbam_viz.app.uploads import UploadStore
     store = UploadStore(tmp_path / "up", max_files=2, max_bytes=250)
     a = store.put(b"a" * 100, ".pth")
     assert store.put(b"a" * 100, ".pth") == a and a.read_bytes() == b"a" * 100  # same content, same file

@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from cbam_viz.attention import CBAMConfig
-from cbam_viz.capture import AttentionRecorder
-from cbam_viz.cards import architecture, build_model
-from cbam_viz.checkpoints import detect_format
-from cbam_viz.compact import CompactCBAMNet, init_whitening
-from cbam_viz.complexity import count_complexity
-from cbam_viz.weights import WeightsError
+from cbam_viz.models.attention import CBAMConfig
+from cbam_viz.explain.recorder import AttentionRecorder
+from cbam_viz.models.cards import architecture, build_model
+from cbam_viz.models.checkpoints import detect_format
+from cbam_viz.models.compact import CompactCBAMNet, init_whitening
+from cbam_viz.models.complexity import count_complexity
+from cbam_viz.models.weights import WeightsError
 
 
 def test_blocks_are_named_by_stage_and_maps_shrink():

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from cbam_viz.attention import CBAMConfig
-from cbam_viz.complexity import count_complexity
-from cbam_viz.resnet import cbam_resnet18, cbam_resnet50
+from cbam_viz.models.attention import CBAMConfig
+from cbam_viz.models.complexity import count_complexity
+from cbam_viz.models.resnet import cbam_resnet18, cbam_resnet50
 
 
 def test_resnet50_cbam_total_matches_thop():

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cbam_viz.analysis import analyse
-from cbam_viz.attention import CBAMConfig
-from cbam_viz.resnet import cbam_resnet18
+from cbam_viz.explain.analysis import analyse
+from cbam_viz.models.attention import CBAMConfig
+from cbam_viz.models.resnet import cbam_resnet18
 
 CARD = {"classes": [f"c{i}" for i in range(10)],
         "preprocessing": {"input_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}}

@@ -6,7 +6,7 @@ import re
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
-from cbam_viz.images import ImageError, load_image
+from cbam_viz.app.images import ImageError, load_image
 
 from .corpus import corpus, encode, expected_size, photo
 from .test_app import APP, predictions

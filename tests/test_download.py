@@ -9,7 +9,7 @@ import zipfile
 import pytest
 import torch
 
-from cbam_viz.download import DownloadError, Pretrained, download, fetch
+from cbam_viz.models.download import DownloadError, Pretrained, download, fetch
 
 PAYLOAD = b"cbam-viz test checkpoint " * 4000
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cbam_viz.images import ImageError, Limits, load_image
+from cbam_viz.app.images import ImageError, Limits, load_image
 
 
 def encode(im: Image.Image, fmt: str, **kw) -> bytes:

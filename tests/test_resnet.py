@@ -4,8 +4,8 @@ import pytest
 import torch
 from torchvision.models import resnet18, resnet50
 
-from cbam_viz.attention import CBAMConfig
-from cbam_viz.resnet import CBAMResNet, cbam_resnet18, cbam_resnet34, cbam_resnet50, cbam_resnet101
+from cbam_viz.models.attention import CBAMConfig
+from cbam_viz.models.resnet import CBAMResNet, cbam_resnet18, cbam_resnet34, cbam_resnet50, cbam_resnet101
 
 
 def n_params(model):
@@ -35,31 +35,19 @@ def test_cbam_sits_before_the_addition():
     model = cbam_resnet18(CBAMConfig()).eval()
     block = model.layer1[0]
     calls = []
-    block.bn2.register_forward_hook(lambda m, i, o: calls.append(("bn2", o, o.clone())))
-    block.cbam.register_forward_hook(lambda m, i, o: calls.append(("cbam", i, o.clone())))
+    block.bn2.register_forward_hook(lambda m, i, o: calls.append(("bn2", o)))
+    block.cbam.register_forward_hook(lambda m, i, o: calls.append(("cbam", i[0], o)))
     x = torch.randn(1, 64, 8, 8)
     out = block(x)
     assert [c[0] for c in calls] == ["bn2", "cbam"]
-    (features, shortcut), refined_plus_shortcut = calls[1][1], calls[1][2]
-    assert features is calls[0][1] and shortcut is x  # CBAM refines the last BatchNorm's output
-    block.cbam.inplace = False
-    # then the shortcut is added, and the block's ReLU runs in the same call (no hook watches it)
-    torch.testing.assert_close(refined_plus_shortcut, torch.relu(block.cbam(calls[0][2]) + x))
-    torch.testing.assert_close(out, refined_plus_shortcut)
+    assert calls[1][1] is calls[0][1]  # CBAM refines the last BatchNorm's output
+    torch.testing.assert_close(out, torch.relu(calls[1][2] + x))  # then the shortcut is added, then ReLU
 
 
-def test_a_watched_relu_is_called_after_cbam():
-    model = cbam_resnet18(CBAMConfig()).eval()
-    block = model.layer1[0]
-    seen = []
-    block.cbam.register_forward_hook(lambda m, i, o: seen.append(("cbam", o.clone())))
-    block.relu.register_forward_pre_hook(lambda m, i: seen.append(("relu", i[0].clone())))  # in place: before
-    x = torch.randn(1, 64, 8, 8)
-    with torch.no_grad():
-        out = block(x)
-    assert [name for name, _ in seen] == ["relu", "cbam", "relu"]  # bn1's ReLU, CBAM, then the block's own
-    torch.testing.assert_close(seen[2][1], seen[1][1])  # the ReLU gets CBAM's refined + shortcut
-    assert seen[1][1].min() < 0 and out.min() >= 0
+def test_plain_blocks_have_an_identity_in_cbams_place():
+    model = cbam_resnet18(None, stem="cifar", width=0.25, num_classes=10)
+    assert isinstance(model.layer2[1].cbam, torch.nn.Identity)
+    assert not any(".cbam." in k for k in model.state_dict())
 
 
 @pytest.mark.parametrize("builder,blocks", [(cbam_resnet18, 8), (cbam_resnet34, 16), (cbam_resnet50, 16), (cbam_resnet101, 33)])

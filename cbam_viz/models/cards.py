@@ -98,3 +98,17 @@ def training_summary(training: dict) -> str:
     return (f"{t['trained']}. {t['epochs']} epoch(s) of {t['steps_per_epoch']} steps, batch {t['batch_size']}; "
             + "; ".join(r for r in recipe if r)
             + f"; seed {t['seed']}. {training_minutes(t):.1f} min of training and evaluation on {t['machine']}.")
+
+
+def facts(card: dict) -> list[str]:
+    """The card's headline facts as Markdown lines: accuracy, parameters, FLOPs, how it predicts."""
+    m, cx = card.get("metrics"), card["complexity"]
+    mirrored = card["preprocessing"].get("flip_average", False)
+    accuracy = (f"{m['test_top1']:.2f}% top-1 on {m['test_images']:,} test images" if m
+                else "accuracy not measured here (no ImageNet data on this machine)")
+    lines = [f"**{accuracy}**", f"{cx['params']:,} parameters",
+             f"{cx['flops'] / 1e6:,.1f} M FLOPs at {cx['input_shape'][-1]} px" + (" per pass" if mirrored else "")]
+    if mirrored:
+        lines.insert(1, "predictions average the logits of the image and of its mirror image (two passes); the "
+                        f"image alone: {m['test_top1_single_view']:.2f}%. The attention shown is the image's own pass.")
+    return lines

@@ -19,8 +19,9 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.nn import functional as F
 
+from ..models.download import CACHE_DIR
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
-DEFAULT_CACHE = Path(os.environ.get("CBAM_VIZ_CACHE", Path.home() / ".cache" / "cbam-viz"))
 
 
 class DatasetError(ValueError):
@@ -81,7 +82,7 @@ def _cache_key(items: list[tuple[Path, int]], classes: list[str], size: int) -> 
     return h.hexdigest()[:16]
 
 
-def load_split(root: Path, split: str, image_size: int = 32, cache_dir: Path | None = DEFAULT_CACHE) -> Split:
+def load_split(root: Path, split: str, image_size: int = 32, cache_dir: Path | None = CACHE_DIR) -> Split:
     """Decode ``root/split`` into a :class:`Split`, square images of ``image_size`` pixels.
 
     Images that are not square or not ``image_size`` pixels are resized (shorter side) and centre

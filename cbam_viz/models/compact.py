@@ -18,8 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .attention import CBAMConfig
-from .resnet import _cbam, _refine_add
+from .attention import CBAM, CBAMConfig
 
 WIDTHS = (64, 256, 256)
 STEM_WIDTH = 24  # 12 whitening filters (3 channels x 2 x 2) and their negatives
@@ -46,11 +45,11 @@ class CompactBlock(nn.Module):
         self.conv1, self.pool, self.bn1 = _conv(cin, cout), nn.MaxPool2d(2), _bn(cout)
         self.conv2, self.bn2 = _conv(cout, cout), _bn(cout)
         self.act = nn.GELU()
-        self.cbam = _cbam(cout, cbam)
+        self.cbam = nn.Identity() if cbam is None or cbam.attention == "none" else CBAM(cout, cbam)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.act(self.bn1(self.pool(self.conv1(x))))
-        return self.act(_refine_add(self.cbam, self.bn2(self.conv2(h)), h))
+        return self.act(self.cbam(self.bn2(self.conv2(h))) + h)
 
 
 class CompactCBAMNet(nn.Module):

@@ -13,31 +13,29 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .capture import AttentionRecorder
-from .results import Analysis, BlockAttention, display_view, model_crop, top_classes
+from ..models.preprocessing import model_crop, transform
+from .recorder import AttentionRecorder
+from .results import Analysis, BlockAttention, display_view, top_classes
 
 
 def average_with_mirror(model: nn.Module, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """Mean of ``logits`` (the model's output for ``x``) and the model's logits for the mirror image of ``x``.
 
-    The models trained by :mod:`cbam_viz.train` saw every image both ways round, and their cards
-    (``preprocessing.flip_average``) say that they predict with this mean.
+    The models trained by :mod:`cbam_viz.training.train` saw every image both ways round, and their
+    cards (``preprocessing.flip_average``) say that they predict with this mean.
     """
     return (logits + model(x.flip(3))) / 2
 
 
 def model_input(image: Image.Image, preprocessing: dict, display_size: int = 384) -> tuple[torch.Tensor, np.ndarray]:
-    """The normalised (1, 3, S, S) tensor per the card's preprocessing, and the same region for display.
+    """The normalised (1, 3, S, S) tensor per the card's preprocessing, and the same region for display."""
+    return transform(preprocessing)(image)[None], display_view(model_crop(image, preprocessing), display_size)
 
-    ``preprocessing``: ``input_size`` S, ``mean``, ``std`` and optionally ``resize_size`` (the shorter
-    side before the centre crop; S when absent, i.e. the whole centre square is used).
-    """
-    size = preprocessing["input_size"]
-    crop = model_crop(image, preprocessing)
-    x = np.asarray(crop.resize((size, size), Image.BICUBIC), dtype=np.float32) / 255.0
-    x = (x - np.array(preprocessing["mean"], np.float32)) / np.array(preprocessing["std"], np.float32)
-    view = display_view(crop, display_size)
-    return torch.from_numpy(x).permute(2, 0, 1)[None].contiguous(), view
+
+def seen_image(x: torch.Tensor, preprocessing: dict) -> np.ndarray:
+    """The model's input (1, 3, S, S) back in pixels: uint8 (S, S, 3), what the model received."""
+    mean, std = (torch.tensor(preprocessing[k]).view(3, 1, 1) for k in ("mean", "std"))
+    return (x[0] * std + mean).mul(255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
 
 
 @torch.no_grad()
@@ -69,4 +67,4 @@ def analyse(model: nn.Module, image: Image.Image, card: dict, lock: threading.Lo
         )
         for r in rec.records
     ]
-    return Analysis(top_classes(probs, card["classes"], top_k), probs, blocks, view)
+    return Analysis(top_classes(probs, card["classes"], top_k), probs, blocks, view, seen_image(x, card["preprocessing"]))

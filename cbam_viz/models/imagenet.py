@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .cards import architecture
-from .download import Pretrained
+from .download import CACHE_DIR, Pretrained
 from .weights import WeightsError, sha256_file
 
 if TYPE_CHECKING:  # torch is imported when the model is loaded: the app's first page needs none
@@ -27,8 +27,9 @@ CBAM_RESNET50 = Pretrained(
     checksum="sha1:d8cf8488efb97afecd6b3287a3ca9fa093fc3127",
     source="pytorchcv model store (osmr/imgclsmob release v0.0.537)",
 )
-DEFAULT_CACHE = Path(os.environ.get("CBAM_VIZ_CACHE", Path.home() / ".cache" / "cbam-viz")) / "imagenet"
-IMAGENET_PREPROCESSING = {"input_size": 224, "resize_size": 256, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+IMAGENET_CACHE = CACHE_DIR / "imagenet"
+IMAGENET_PREPROCESSING = {"input_size": 224, "resize_size": 256, "interpolation": "bilinear",
+                          "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 
 
 def imagenet_classes() -> list[str]:

@@ -1,7 +1,7 @@
 """Reading and writing weight files safely: safetensors, or ``torch.load(weights_only=True)``.
 
 Nothing here ever unpickles arbitrary objects: a pickle that would construct objects other than
-tensors and plain containers (the way a malicious ``.pth`` runs code) is refused by PyTorch's
+tensors and plain containers (the way a malicious ``.pth`` runs code) is rejected by PyTorch's
 restricted unpickler and reported as :class:`WeightsError`.
 """
 
@@ -37,13 +37,20 @@ def human_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file (``sha256``, ``sha1``...), read in chunks."""
     with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, algorithm).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file."""
+    return file_digest(path, "sha256")
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of bytes in memory."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def save_weights(path: str | os.PathLike, state: Mapping[str, Tensor], half: bool = False) -> str:
@@ -67,7 +74,7 @@ def read_weights(path: str | os.PathLike, max_bytes: int | None = None) -> dict:
 
     Floating tensors come back as float32. Returns the top-level object (a state dict, or a dict
     that holds one, such as the official checkpoint's ``{"state_dict": ...}``). Files larger than
-    ``max_bytes`` (default :data:`MAX_WEIGHTS_BYTES`) are refused before reading.
+    ``max_bytes`` (default :data:`MAX_WEIGHTS_BYTES`) are rejected before reading.
     """
     path = Path(path)
     if not path.is_file():
@@ -98,7 +105,7 @@ def read_weights(path: str | os.PathLike, max_bytes: int | None = None) -> dict:
         except pickle.UnpicklingError as e:
             reason = next((line.strip() for line in str(e).splitlines() if "GLOBAL" in line or "global" in line), "")
             raise WeightsError(
-                f"{path.name} was refused: it is not a plain weights file (it asks to build objects "
+                f"{path.name} was rejected: it is not a plain weights file (it asks to build objects "
                 f"other than tensors, which could run code). {reason}".strip()
             ) from None
         except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:

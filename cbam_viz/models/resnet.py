@@ -11,7 +11,6 @@ from typing import Literal
 
 from torch import Tensor, nn
 
-from . import fused
 from .attention import CBAM, CBAMConfig
 
 Stem = Literal["imagenet", "cifar"]
@@ -34,17 +33,9 @@ def _shortcut(cin: int, cout: int, stride: int) -> nn.Module | None:
     return nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
 
 
-def _cbam(channels: int, config: CBAMConfig | None) -> CBAM | None:
-    return None if config is None or config.attention == "none" else CBAM(channels, config, inplace=True)
-
-
-def _refine_add(cbam: CBAM | None, out: Tensor, identity: Tensor, relu: nn.Module | None = None) -> Tensor:
-    """``cbam(out) + identity``, the residual branch refined and added to the shortcut, then ``relu``
-    if given (inside CBAM's last pass when no hook watches the ReLU module)."""
-    if cbam is not None and relu is not None and fused.unobserved(relu):
-        return cbam(out, identity, relu=True)
-    out = out.add_(identity) if cbam is None else cbam(out, identity)
-    return out if relu is None else relu(out)
+def _cbam(channels: int, config: CBAMConfig | None) -> nn.Module:
+    """The block's CBAM, or an identity when the network has no attention."""
+    return nn.Identity() if config is None or config.attention == "none" else CBAM(channels, config)
 
 
 class BasicBlock(nn.Module):
@@ -66,7 +57,8 @@ class BasicBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return _refine_add(self.cbam, out, x if self.downsample is None else self.downsample(x), self.relu)
+        identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(self.cbam(out) + identity)
 
 
 class Bottleneck(nn.Module):
@@ -91,7 +83,8 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return _refine_add(self.cbam, out, x if self.downsample is None else self.downsample(x), self.relu)
+        identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(self.cbam(out) + identity)
 
 
 class CBAMResNet(nn.Module):

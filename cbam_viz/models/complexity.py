@@ -6,7 +6,8 @@ literature's figures come from, so the numbers can be compared with published on
 * Conv2d / Linear: one multiply-accumulate per weight use (bias not counted);
 * BatchNorm: 2 operations per element, 4 with an affine transform;
 * AdaptiveAvgPool2d: one add per input element and one divide per output element;
-* ReLU, max pooling, sigmoid and other elementwise or selection ops: 0.
+* ReLU, max pooling, sigmoid, the spatial gate's channel pooling (no module thop knows) and other
+  elementwise or selection ops: 0.
 
 The tests check these counts against thop itself and the convolution/linear part against
 ``torch.utils.flop_counter``.
@@ -19,9 +20,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from .attention import CBAM
+from .attention import CBAM, ChannelPool
 
-_FREE = (nn.ReLU, nn.GELU, nn.Sigmoid, nn.MaxPool2d, nn.AdaptiveMaxPool2d, nn.Identity, nn.Flatten, nn.Sequential)
+_FREE = (ChannelPool, nn.ReLU, nn.GELU, nn.Sigmoid, nn.MaxPool2d, nn.AdaptiveMaxPool2d, nn.Identity, nn.Flatten, nn.Sequential)
 
 
 def module_flops(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> int:

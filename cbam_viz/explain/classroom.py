@@ -28,8 +28,22 @@ def placement(arch: dict) -> str:
 
 def reference_cbam512() -> dict[str, int]:
     """Parameters and FLOPs of one CBAM(C=512, r=16, k=7), simple layout, on a (1, 512, 7, 7) input."""
-    from .attention import CBAM, CBAMConfig  # torch: the rest of this module needs none
-    from .complexity import count_complexity
+    from ..models.attention import CBAM, CBAMConfig  # torch: the rest of this module needs none
+    from ..models.complexity import count_complexity
 
     c = count_complexity(CBAM(512, CBAMConfig(kernel_size=7, reduction=16)), (1, 512, 7, 7))
     return {"params": c.params, "flops": c.flops}
+
+
+def configuration_figures(card: dict, reference: dict[str, int]) -> str:
+    """The classroom's figures for a card (Markdown): parameters and FLOPs in CBAM, beside the
+    reference CBAM(512) of :func:`reference_cbam512`, and the card's accuracy."""
+    cx = card["complexity"]
+    text = (f"**This configuration**: {cx['params']:,} parameters, of which {cx['attention_params']:,} in CBAM; "
+            f"{cx['flops']:,} FLOPs at {cx['input_shape'][-1]} px, of which {cx['attention_flops']:,} in CBAM "
+            f"({100 * cx['attention_flops'] / cx['flops']:.2f}%).  \n"
+            f"**Reference**: one CBAM(C=512, r=16, k=7) on a 512x7x7 input has {reference['params']:,} parameters and "
+            f"{reference['flops']:,} FLOPs (thop's counting rules).")
+    if card.get("metrics"):
+        text += f"  \n**Accuracy** (model card): {card['metrics']['test_top1']:.2f}% top-1."
+    return text

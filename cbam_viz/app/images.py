@@ -3,7 +3,7 @@
 Handles what phones and the web produce: EXIF orientation, alpha (composited on white), palette,
 grayscale, 16-bit, CMYK, ICC profiles (converted to sRGB), animated GIF/WebP and multi-page TIFF
 (first frame), with limits on file size and pixel count checked *before* decoding, so a
-decompression bomb is refused without being expanded.
+decompression bomb is rejected without being expanded.
 """
 
 from __future__ import annotations

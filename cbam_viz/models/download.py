@@ -6,7 +6,6 @@ matches is moved into place.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import socket
@@ -17,6 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .weights import file_digest
+
+CACHE_DIR = Path(os.environ.get("CBAM_VIZ_CACHE", Path.home() / ".cache" / "cbam-viz"))
+"""Where downloads, decoded data sets and training checkpoints are kept ($CBAM_VIZ_CACHE)."""
+
 Progress = Callable[[int, "int | None"], None]
 
 
@@ -24,18 +28,10 @@ class DownloadError(RuntimeError):
     """A download failed; the message says why and what still works."""
 
 
-def _hash_file(path: Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def verify(path: Path, checksum: str) -> bool:
     """Whether ``path`` matches ``checksum``, written ``sha256:<hex>`` or ``sha1:<hex>``."""
     algorithm, _, expected = checksum.partition(":")
-    return _hash_file(path, algorithm) == expected.lower()
+    return file_digest(path, algorithm) == expected.lower()
 
 
 def download(url: str, dest: Path, progress: Progress | None = None, timeout: float = 30.0,

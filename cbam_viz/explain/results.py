@@ -1,13 +1,14 @@
-"""What an analysis produces, as plain numpy arrays, and the region of the image a model sees.
+"""What an analysis produces, as plain numpy arrays.
 
-No torch here: renderers, the UI and the precomputed gallery (:mod:`cbam_viz.gallery`) use these
-without loading it. :func:`cbam_viz.analysis.analyse` fills them in.
+No torch here: renderers, the UI and the precomputed gallery use these without loading it.
+:func:`cbam_viz.explain.analysis.analyse` fills them in.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -22,6 +23,12 @@ class BlockAttention:
     spatial_map: np.ndarray | None
     feature_shape: tuple[int, int, int]
 
+    @property
+    def label(self) -> str:
+        """``layer3.1 · stage 3, 128 channels, 8x8``."""
+        c, h, w = self.feature_shape
+        return f"{self.name}  ·  stage {self.stage.removeprefix('layer')}, {c} channels, {h}x{w}"
+
 
 @dataclass
 class Analysis:
@@ -31,6 +38,15 @@ class Analysis:
     probabilities: np.ndarray  # (num_classes,)
     blocks: list[BlockAttention]
     view: np.ndarray  # the region the model saw, at display resolution, uint8 (H, W, 3)
+    seen: np.ndarray | None = None  # the input itself, at the model's resolution (S, S, 3), before normalising
+
+    def spatial_stages(self) -> dict[str, list[BlockAttention]]:
+        """The blocks that have a spatial map, grouped by stage, in forward order."""
+        stages: dict[str, list[BlockAttention]] = {}
+        for b in self.blocks:
+            if b.spatial_map is not None:
+                stages.setdefault(b.stage, []).append(b)
+        return stages
 
     def block(self, name: str) -> BlockAttention:
         """The block called ``name`` (e.g. ``layer3.1``)."""
@@ -45,21 +61,6 @@ def top_classes(probabilities: np.ndarray, classes: list[str], k: int = 5) -> li
     return [(classes[i], float(probabilities[i])) for i in np.argsort(-probabilities)[:k]]
 
 
-def centre_crop_box(size: tuple[int, int], crop_fraction: float) -> tuple[int, int, int, int]:
-    """The square centre crop the model sees: shorter side resized, then ``crop_fraction`` of it kept."""
-    w, h = size
-    side = min(w, h) * crop_fraction
-    left, top = (w - side) / 2, (h - side) / 2
-    return round(left), round(top), round(left + side), round(top + side)
-
-
-def model_crop(image: Image.Image, preprocessing: dict) -> Image.Image:
-    """The part of ``image`` the model sees, per a card's preprocessing: ``input_size`` S and optionally
-    ``resize_size`` (the shorter side before the centre crop; S when absent, i.e. the whole centre square)."""
-    size = preprocessing["input_size"]
-    return image.crop(centre_crop_box(image.size, size / preprocessing.get("resize_size", size)))
-
-
 def display_view(crop: Image.Image, display_size: int = 384) -> np.ndarray:
     """The model's crop at display resolution, uint8 (display_size, display_size, 3)."""
-    return np.asarray(crop.resize((display_size, display_size), Image.BICUBIC), dtype=np.uint8)
+    return cv2.resize(np.asarray(crop, dtype=np.uint8), (display_size, display_size), interpolation=cv2.INTER_CUBIC)

@@ -8,22 +8,25 @@ nobody can reach a file without having its exact content); the folder never hold
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
 
-from .weights import MAX_WEIGHTS_BYTES, WeightsError, human_bytes
+from ..models.weights import MAX_WEIGHTS_BYTES, WeightsError, human_bytes, sha256_bytes
 
-DEFAULT_UPLOADS = Path(tempfile.gettempdir()) / "cbam-viz-uploads"
+
+
+def default_folder() -> Path:
+    """Where uploads are kept: ``$CBAM_VIZ_UPLOADS``, else ``cbam-viz-uploads`` in the system's temporary folder."""
+    return Path(os.environ.get("CBAM_VIZ_UPLOADS") or Path(tempfile.gettempdir()) / "cbam-viz-uploads")
 
 
 class UploadStore:
     """A folder of uploaded weights files with a cap on their number and total size."""
 
-    def __init__(self, root: str | os.PathLike = DEFAULT_UPLOADS, max_files: int = 4,
+    def __init__(self, root: str | os.PathLike | None = None, max_files: int = 4,
                  max_bytes: int = 2 * MAX_WEIGHTS_BYTES) -> None:
-        self.root, self.max_files, self.max_bytes = Path(root), max_files, max_bytes
+        self.root, self.max_files, self.max_bytes = Path(root or default_folder()), max_files, max_bytes
 
     def files(self) -> list[Path]:
         """The stored files, most recently used first."""
@@ -33,14 +36,14 @@ class UploadStore:
         return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
     def put(self, data: bytes, suffix: str) -> Path:
-        """Store ``data`` (refused over :data:`MAX_WEIGHTS_BYTES`) and return its path; evict the oldest."""
+        """Store ``data`` (rejected over :data:`MAX_WEIGHTS_BYTES`) and return its path; evict the oldest."""
         if len(data) > MAX_WEIGHTS_BYTES:
             raise WeightsError(f"the upload is {human_bytes(len(data))}, over the "
                                f"{human_bytes(MAX_WEIGHTS_BYTES)} limit for weights files")
         if suffix not in (".pth", ".pt", ".tar", ".safetensors"):
             raise WeightsError(f"{suffix!r} is not a weights file type (.pth, .pt, .tar, .safetensors)")
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = self.root / f"{hashlib.sha256(data).hexdigest()}{suffix}"
+        path = self.root / f"{sha256_bytes(data)}{suffix}"
         if path.exists():
             path.touch()  # recently used again
         else:

@@ -23,7 +23,7 @@ from .weights import WeightsError, read_weights, sha256_file
 if TYPE_CHECKING:  # torch is imported when a model is loaded: listing the family needs none
     from torch import Tensor, nn
 
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "assets" / "family"
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "assets" / "family"
 
 
 def default_root() -> Path:

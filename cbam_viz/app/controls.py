@@ -1,0 +1,79 @@
+"""The app's controls as plain values: the view a shared link starts from, what the toggles mean,
+and the comparison of predictions with the previous configuration. No Streamlit here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from ..models.config import KERNEL_SIZES, ORDERS, REDUCTIONS
+from ..render.overlays import COLORMAPS
+from ..render.tables import points
+
+MODELS = ("cifar10", "imagenet")
+SCALES = ("relative", "absolute")
+
+
+def attention_mode(channel: bool, spatial: bool) -> str:
+    """The CBAM ablation the two sidebar toggles select: ``both``, ``channel``, ``spatial`` or ``none``."""
+    return {(True, True): "both", (True, False): "channel", (False, True): "spatial", (False, False): "none"}[
+        (channel, spatial)]
+
+
+def _as_bool(v: str) -> bool:
+    return v in ("1", "true", "True")
+
+
+def _read(query: Mapping[str, str], key: str, default, allowed=None, cast: Callable = str):
+    try:
+        value = cast(query[key]) if key in query else default
+    except ValueError:
+        return default
+    return value if allowed is None or value in allowed else default
+
+
+def start_values(query: Mapping[str, str], samples: list[str]) -> dict:
+    """Every control's starting value from a URL's query string; defaults where absent or invalid."""
+    return {
+        "model": _read(query, "model", "cifar10", MODELS),
+        "ca": _read(query, "ca", True, cast=_as_bool), "sa": _read(query, "sa", True, cast=_as_bool),
+        "order": _read(query, "order", "channel-first", ORDERS),
+        "kernel": _read(query, "kernel", 7, KERNEL_SIZES, int), "ratio": _read(query, "ratio", 16, REDUCTIONS, int),
+        "cmap": _read(query, "cmap", "jet", COLORMAPS),
+        "opacity": min(1.0, max(0.0, _read(query, "opacity", 0.5, cast=float))),
+        "smooth": _read(query, "smooth", True, cast=_as_bool),
+        "scale": _read(query, "scale", "relative", SCALES),
+        "sort": _read(query, "sort", False, cast=_as_bool),
+        "topk": min(64, max(1, _read(query, "topk", 10, cast=int))),
+        "sample": _read(query, "sample", "cat" if "cat" in samples else samples[0], samples),
+        "block": _read(query, "block", ""),
+    }
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What the predictions on screen belong to: the image, the model family (label set) and the variant."""
+
+    image: str
+    family: str
+    variant_id: str
+
+
+def baseline_for(shown: Shown, last: dict | None, baseline: dict | None) -> dict | None:
+    """The predictions to compare with: those of the previous configuration of the same image and
+    label set, kept while only the display changes; none for a new image or another model family."""
+    if last and last["shown"] != shown:
+        return last if (last["shown"].image, last["shown"].family) == (shown.image, shown.family) else None
+    return baseline
+
+
+def prediction_rows(top: list[tuple[str, float]], baseline: dict | None) -> list[dict]:
+    """The top-k as table rows, with the change in points since ``baseline`` when there is one."""
+    rows = []
+    for cls, p in top:
+        row = {"class": cls, "probability": f"{100 * p:.1f}%"}
+        if baseline:
+            before = baseline["probs"].get(cls)
+            row["change (pts)"] = "new" if before is None else points(p - before)
+        rows.append(row)
+    return rows

@@ -1,0 +1,106 @@
+"""Interactive charts for the page: Vega-Lite specifications built with Altair.
+
+Every chart carries tooltips with the exact values; the channel bars carry a point selection
+named :data:`CHANNEL_SELECTION` that the app reads back (``st.altair_chart(..., on_select="rerun")``).
+"""
+
+from __future__ import annotations
+
+import base64
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from ..explain.results import Analysis
+from .overlays import colorize, encode_png, value_range
+from .tables import weight_histograms
+
+CHANNEL_SELECTION = "channel"
+TOP_K_COLOUR, OTHER_COLOUR = "#d62728", "#4c78a8"
+
+
+def channel_bars(rows: list[dict], title: str, selected: int | None = None) -> alt.Chart:
+    """One block's channel weights (:func:`cbam_viz.render.tables.channel_rows`) as bars on [0, 1]:
+    the top-k in red, in channel order or (rows sorted) in rank order; a click selects a channel."""
+    frame = pd.DataFrame(rows)
+    by_rank = bool((frame["rank"].diff().dropna() > 0).all()) and len(frame) > 1
+    pick = alt.selection_point(name=CHANNEL_SELECTION, fields=["channel"], on="click", clear="dblclick",
+                               value=None if selected is None else [{"channel": selected}])
+    axis = alt.X("rank:O" if by_rank else "channel:O", title="rank (1 = largest weight)" if by_rank else "channel",
+                 axis=alt.Axis(labelOverlap="greedy", labelAngle=0))
+    return (
+        alt.Chart(frame, title=title)
+        .mark_bar()
+        .encode(
+            x=axis,
+            y=alt.Y("weight:Q", title="channel weight Mc", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("top_k:N", title="top-k", scale=alt.Scale(domain=[True, False],
+                                                                   range=[TOP_K_COLOUR, OTHER_COLOUR]),
+                            legend=alt.Legend(orient="top", labelExpr="datum.value ? 'top-k' : 'other'")),
+            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.35)),  # all opaque while nothing is selected
+            tooltip=[alt.Tooltip("channel:O"), alt.Tooltip("weight:Q", format=".6f"), alt.Tooltip("rank:O")],
+        )
+        .add_params(pick)
+        .properties(height=260)
+    )
+
+
+def weight_distribution(analysis: Analysis, bins: int = 20) -> alt.Chart:
+    """Every block's channel weights at a glance: one row per block (forward order), one cell per
+    weight bin, darker where more of the block's channels fall."""
+    names, shares = weight_histograms(analysis, bins)
+    sizes = {b.name: len(b.channel_weights) for b in analysis.blocks if b.channel_weights is not None}
+    edges = np.linspace(0, 1, bins + 1)
+    frame = pd.DataFrame([
+        {"block": name, "from": edges[i], "to": edges[i + 1], "share": float(shares[r, i]),
+         "channels": int(round(shares[r, i] * sizes[name]))}
+        for r, name in enumerate(names) for i in range(bins)
+    ])
+    return (
+        alt.Chart(frame, title="channel weights of every block")
+        .mark_rect()
+        .encode(
+            x=alt.X("from:Q", bin="binned", title="channel weight Mc", scale=alt.Scale(domain=[0, 1])),
+            x2="to:Q",
+            y=alt.Y("block:N", sort=names, title=None),
+            color=alt.Color("share:Q", title="share of channels", scale=alt.Scale(scheme="blues"),
+                            legend=alt.Legend(format=".0%")),
+            tooltip=[alt.Tooltip("block:N"), alt.Tooltip("from:Q", format=".2f", title="weight from"),
+                     alt.Tooltip("to:Q", format=".2f", title="weight to"), alt.Tooltip("channels:Q"),
+                     alt.Tooltip("share:Q", format=".1%")],
+        )
+        .properties(height=22 * len(names) + 20)
+    )
+
+
+def spatial_map(picture: np.ndarray, values: np.ndarray, cmap: str, scale: str, size: int = 384) -> alt.LayerChart:
+    """The map over the image: ``picture`` (the overlay of :func:`cbam_viz.render.overlays.overlay`)
+    as the background, under one invisible cell per map position that gives its exact value on
+    hover, and a colour bar in the map's real values."""
+    h, w = values.shape
+    vmin, vmax = value_range(values, scale)
+    rows, cols = np.mgrid[0:h, 0:w]
+    cells = pd.DataFrame({"row": rows.ravel(), "column": cols.ravel(), "value": values.ravel().astype(float)})
+    cells["row_end"], cells["column_end"] = cells["row"] + 1, cells["column"] + 1
+    uri = "data:image/png;base64," + base64.b64encode(encode_png(picture)).decode()
+    x = alt.X("column:Q", scale=alt.Scale(domain=[0, w], nice=False), axis=None)
+    y = alt.Y("row:Q", scale=alt.Scale(domain=[0, h], nice=False, reverse=True), axis=None)
+    background = alt.Chart(pd.DataFrame({"url": [uri], "column": [0], "row": [0]})).mark_image(
+        width=size, height=size, align="left", baseline="top").encode(x=x, y=y, url="url:N")
+    grid = alt.Chart(cells).mark_rect(opacity=0.0).encode(
+        x=x, x2="column_end:Q", y=y, y2="row_end:Q",
+        color=alt.Color("value:Q", title="Ms", scale=matplotlib_scale(cmap, vmin, vmax),
+                        legend=alt.Legend(format=".4f", gradientLength=size - 40)),
+        tooltip=[alt.Tooltip("row:Q"), alt.Tooltip("column:Q"), alt.Tooltip("value:Q", format=".5f", title="Ms")],
+    )
+    return alt.layer(background, grid).properties(width=size, height=size)
+
+
+def matplotlib_scale(cmap: str, vmin: float, vmax: float, stops: int = 17) -> alt.Scale:
+    """A Vega-Lite colour scale through matplotlib's colormap ``cmap`` on [vmin, vmax], so that the
+    legend shows exactly the colours of the overlay (Vega has no "jet")."""
+    values = np.linspace(vmin, vmax, stops)
+    colours = colorize(values, cmap, vmin, vmax)
+    return alt.Scale(domain=values.tolist(), range=["#%02x%02x%02x" % tuple(c) for c in colours], clamp=True,
+                     interpolate="rgb")
