@@ -16,10 +16,9 @@ import statistics
 import time
 
 import torch
-from torch.nn import functional as F
 
 from cbam_viz.training.family import plan
-from cbam_viz.training.train import build_network, finetuned_names, optimizer_for, parse_args
+from cbam_viz.training.train import build_network, finetuned_names, optimizer_for, parse_args, train_step
 
 
 def images_per_second(extra: list[str], finetune: bool, steps: int) -> float:
@@ -37,12 +36,7 @@ def images_per_second(extra: list[str], finetune: bool, steps: int) -> float:
     times = []
     for i in range(steps + 2):
         t = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-            logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=args.label_smoothing, reduction="sum")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train_step(model, optimizer, x, y, args)
         if i >= 2:
             times.append(time.perf_counter() - t)
     return args.batch_size / statistics.median(times)

@@ -8,6 +8,15 @@ import pytest
 from PIL import Image
 
 CLASSES = ("blue", "green", "red")
+OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
+
+
+def write_report(name: str, lines: list[str]) -> Path:
+    """A table a test made, written to ``test-output/<name>`` (not between pytest's progress lines)."""
+    OUTPUT.mkdir(exist_ok=True)
+    path = OUTPUT / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def make_image_folder(root: Path, per_class: dict[str, int], size: int = 16, seed: int = 0) -> Path:

@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from cbam_viz.app.images import ImageError, load_image
 
+from .conftest import write_report
 from .corpus import corpus, encode, expected_size, photo
 from .test_app import APP, predictions
 
@@ -18,7 +19,7 @@ def test_corpus_is_large_enough():
     assert len(CORPUS) >= 30 and len({n for n, _, _ in CORPUS}) == len(CORPUS)
 
 
-def test_library_outcomes(capsys):
+def test_library_outcomes():
     rows = []
     for name, data, expect in CORPUS:
         try:
@@ -35,13 +36,10 @@ def test_library_outcomes(capsys):
             outcome = f"refused: {e}"
             assert expect != "ok" and re.search(expect, str(e)), f"{name}: {e}"
         rows.append((name, outcome))
-    with capsys.disabled():
-        print("\n\nlibrary: file -> outcome")
-        for name, outcome in rows:
-            print(f"  {name:<28} {outcome[:110]}")
+    write_report("corpus-library.txt", ["library: file -> outcome", *(f"  {n:<28} {o}" for n, o in rows)])
 
 
-def test_app_outcomes_and_recovery(app_family, monkeypatch, capsys):
+def test_app_outcomes_and_recovery(app_family, monkeypatch):
     monkeypatch.setenv("CBAM_VIZ_FAMILY", str(app_family))
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
@@ -62,7 +60,5 @@ def test_app_outcomes_and_recovery(app_family, monkeypatch, capsys):
         rows.append((name, outcome))
         at.file_uploader(key="upload").set_value(("normal.png", normal, "image/png")).run()
         assert not at.exception and not at.error and len(predictions(at)) == 3, name
-    with capsys.disabled():
-        print("\n\napp: file -> outcome (each followed by a normal upload, which worked)")
-        for name, outcome in rows:
-            print(f"  {name:<28} {outcome[:110]}")
+    write_report("corpus-app.txt", ["app: file -> outcome (each followed by a normal upload, which worked)",
+                                    *(f"  {n:<28} {o}" for n, o in rows)])

@@ -20,6 +20,7 @@ from .browser import (
     start_server,
     stop_server,
 )
+from .conftest import write_report
 
 REASON = browser_missing()
 if REASON and os.environ.get("CBAM_VIZ_REQUIRE_BROWSER") == "1":
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 USERS = 20
 
 
-def test_twenty_concurrent_sessions_are_isolated(app_family, tmp_path, capsys):
+def test_twenty_concurrent_sessions_are_isolated(app_family, tmp_path):
     # Keep images whose every step changes what a correct page shows (else a step would prove nothing)
     # and whose predictions differ from every other user's.
     plans, seen = [], set()
@@ -45,9 +46,9 @@ def test_twenty_concurrent_sessions_are_isolated(app_family, tmp_path, capsys):
         stop_server(proc)
     errors = [e for r in results for e in r["errors"]]
     latencies = sorted(t for r in results for t in r["latencies"]) or [float("nan")]
-    with capsys.disabled():
-        print(f"\n{USERS} concurrent sessions: {len(latencies)} analyses checked, {len(errors)} errors; "
-              f"action -> correct predictions on screen p50 {percentile(latencies, 0.5):.1f} s, "
-              f"p95 {percentile(latencies, 0.95):.1f} s (test family, chromium on the same machine)")
+    write_report("sessions.txt", [
+        f"{USERS} concurrent sessions: {len(latencies)} analyses checked, {len(errors)} errors; "
+        f"action -> correct predictions on screen p50 {percentile(latencies, 0.5):.1f} s, "
+        f"p95 {percentile(latencies, 0.95):.1f} s (test family, chromium on the same machine as the server)"])
     assert not errors, "\n".join(errors)
     assert len(latencies) == sum(len(steps) for _, steps in plans), "a session did not finish its steps"

@@ -1,24 +1,27 @@
-"""Train a compact CBAM network on an image-folder dataset and write its weights and model card.
+"""Train a CBAM network on an image-folder dataset and write its weights and model card.
 
-Two modes:
+Two networks (``--arch``): ``resnet18``, the CBAM-ResNet-18 layout with a CIFAR stem and a width
+multiplier (:mod:`cbam_viz.models.resnet`), and ``compact``, three residual CBAM blocks with a
+whitening stem (:mod:`cbam_viz.models.compact`). Two modes:
 
 * end-to-end (default): every parameter is trained from scratch;
-* ``--backbone FILE``: start from a trained network's weights, keep every convolution frozen and
-  train only the attention modules, the BatchNorm layers (scale, bias and running statistics,
-  which must follow the new attention) and the classifier. The weights file then holds only
-  those tensors; the card names the backbone it completes.
+* ``--backbone FILE``: start from a trained network's weights (with or without attention), keep
+  every convolution frozen and train only the attention modules, the BatchNorm layers (scale, bias
+  and running statistics, which must follow the new attention) and the classifier. The weights
+  file then holds only those tensors; the card names the backbone it completes.
 
-The recipe is airbench94's (K. Jordan, "94% on CIFAR-10 in 3.29 seconds on a single GPU", 2024;
-the hyperparameters come from the paper, the code is ours): batch 1024, Nesterov SGD on the summed
-loss with decoupled learning rate and weight decay and BatchNorm biases at 64x the learning rate,
-a triangular schedule, label smoothing 0.2, alternating horizontal flips, 2-px reflect
-translation, lookahead averaging from epoch 3, a frozen whitening stem whose bias trains for the
-first 3 epochs. See :mod:`cbam_viz.compact` for the network.
+The recipe follows airbench94 (K. Jordan, "94% on CIFAR-10 in 3.29 seconds on a single GPU", 2024;
+the code is ours): Nesterov SGD on the batch's summed loss with decoupled learning rate and weight
+decay, BatchNorm biases at a higher rate (``--bias-lr-scale``), a triangular schedule, label
+smoothing, alternating horizontal flips, reflect-padded translation and lookahead averaging; the
+compact network adds airbench's frozen whitening stem. The defaults are airbench's; the family's
+settings are in :mod:`cbam_viz.training.family`. ``--bf16`` trains under bfloat16 autocast.
 
-Example (the canonical CIFAR-10 model)::
+Example (the family's plain network)::
 
-    python -m cbam_viz.train --data ~/.cache/cbam-viz/cifar10 --out assets/family \\
-        --name channel-first-k7-r16 --epochs 14
+    python -m cbam_viz.train --data ~/.cache/cbam-viz/cifar10 --out DIR --name plain --attention none \\
+        --arch resnet18 --width 0.5 --bf16 --epochs 32 --batch-size 512 --lr 8.8 --momentum 0.9 \\
+        --weight-decay 0.005 --bias-lr-scale 1 --translate 4
 
 Every epoch ends with a checkpoint; ``--resume`` continues from it after an interruption (a run
 whose checkpoint has every epoch only evaluates again and rewrites the card).
@@ -228,6 +231,18 @@ def optimizer_for(model: nn.Module, args: argparse.Namespace) -> torch.optim.SGD
     return torch.optim.SGD([g for g in groups if g["params"]], momentum=args.momentum, nesterov=True)
 
 
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor,
+               args: argparse.Namespace) -> tuple[Tensor, Tensor]:
+    """One optimizer step on a batch (bfloat16 autocast with ``args.bf16``); the logits and the summed loss."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+        logits = model(x)
+    loss = F.cross_entropy(logits.float(), y, label_smoothing=args.label_smoothing, reduction="sum")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return logits, loss
+
+
 def _triangle(total_steps: int) -> np.ndarray:
     """Learning-rate factor per step: 0.2 rising to 1 at 23% of the run, then falling to 0.07."""
     return np.interp(np.arange(total_steps + 1), [0, int(0.23 * total_steps), total_steps], [0.2, 1.0, 0.07])
@@ -327,12 +342,7 @@ def train(args: argparse.Namespace) -> dict:
         for i in bar:
             idx = perm[i * args.batch_size : (i + 1) * args.batch_size]
             x, y = _batch(images, idx, flip, shifts, args.translate, m_t, s_t), labels[idx]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-                logits = model(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=args.label_smoothing, reduction="sum")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            logits, loss = train_step(model, optimizer, x, y, args)
             scheduler.step()
             step += 1
             if epoch >= args.lookahead_from:
