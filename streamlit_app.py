@@ -221,6 +221,20 @@ def image_section(start: dict, samples: list[str], root: str, card: dict, model_
     return label, data, analysed(model_id, data, root, card, load)
 
 
+def what_the_model_saw(result: Analysis, card: dict, uploaded: bool) -> None:
+    """The region of the photo the model saw beside the input it received, at the model's resolution."""
+    if result.seen is None:
+        return
+    size = card["preprocessing"]["input_size"]
+    photo, seen, note = st.columns([1, 1, 3])
+    photo.image(result.view, caption="the region the model saw", width=160)
+    seen.image(overlays.enlarge(result.seen, 160), caption=f"what it received: {size}x{size} pixels", width=160)
+    if uploaded and len(card["classes"]) < 100:
+        note.info(f"The built-in model knows only {len(card['classes'])} classes ({', '.join(card['classes'])}) and "
+                  "gives one of them to any photo. For everyday photos, choose the ImageNet CBAM-ResNet-50 "
+                  "(1,000 classes) under Model in the sidebar.")
+
+
 def predictions_and_card(result: Analysis, card: dict, shown: Shown) -> None:
     """The top-5 (with the change since the previous configuration) and the model card's facts."""
     ss = st.session_state
@@ -357,6 +371,7 @@ def main() -> None:
     root = str(default_root())
     card, model_id, load = builtin_model(root, attention) if ss.model == "cifar10" else imagenet(weights_box)
     label, _, result = image_section(start, samples, root, card, model_id, load)
+    what_the_model_saw(result, card, uploaded=ss.source != "gallery" and label != ss.get("sample"))
     predictions_and_card(result, card, Shown(label, ss.model, model_id))
     if not result.blocks:
         st.info("This is the plain ResNet without attention: there is no channel weight or spatial map to show. "

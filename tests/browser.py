@@ -86,13 +86,13 @@ def wait_ready(page, timeout_ms: int = 120_000) -> None:
 
 
 def state(page) -> dict:
-    """What the page shows now: model name, predictions table text, the first block's overlay image URL."""
+    """What the page shows now: model name, predictions table text, the last block's overlay image URL."""
     return page.evaluate(
         """(table) => ({
             model: (Array.from(document.querySelectorAll('strong')).map(e => e.textContent)
                     .find(t => /^(channel|spatial|parallel|plain)/.test(t)) || ''),
             predictions: (document.querySelector(table) || {}).innerText || '',
-            overlay: (Array.from(document.images).find(i => i.src.includes('/media/')) || {}).src || '',
+            overlay: (Array.from(document.images).filter(i => i.src.includes('/media/')).pop() || {}).src || '',
         })""",
         PREDICTIONS_TABLE,
     )
@@ -118,7 +118,7 @@ def change_and_wait(page, label: str, option: str, expected_model: str, before: 
     page.wait_for_function(
         """([model, overlay]) => {
             const strong = Array.from(document.querySelectorAll('strong')).map(e => e.textContent);
-            const img = Array.from(document.images).find(i => i.src.includes('/media/'));
+            const img = Array.from(document.images).filter(i => i.src.includes('/media/')).pop();
             return strong.includes(model) && img && img.src !== overlay && img.complete && img.naturalWidth > 0
                    && !document.querySelector('[data-testid="stStatusWidget"]');
         }""",

@@ -54,8 +54,9 @@ def test_first_screen_is_a_sample_already_analysed(app, app_family):
     assert any(c.startswith("layer3.0: spatial map Ms (3x3)") for c in captions)  # 32 px input: 3x3 in the last stage
     block = next(c for c in captions if c.startswith("layer3.0: spatial map Ms"))
     assert "Values 0." in block  # the map's actual range beside it
-    grid = [c for image in app.image for c in image.captions]
+    grid = [c for image in app.image for c in image.captions if c.startswith("layer")]
     assert [c.split(" (")[0] for c in grid] == ["layer1.0", "layer2.0", "layer3.0"]  # every block, one row per stage
+    assert "what it received: 32x32 pixels" in [c for image in app.image for c in image.captions]
     charts = app.get("vega_lite_chart")
     assert len(charts) == 3  # the channel bars, the spatial map with its values, every block's weights
     how = next(m.value for m in app.markdown if m.value.startswith("end-to-end: every parameter trained"))
@@ -68,11 +69,16 @@ def test_first_screen_is_a_sample_already_analysed(app, app_family):
 
 def test_upload_is_analysed(app):
     before = predictions(app)
+    assert not any("knows only" in i.value for i in app.info)  # a gallery image: no note
     app.radio(key="source").set_value("upload").run()
     app.file_uploader(key="upload").set_value(("red.png", png((230, 10, 10)), "image/png")).run()
     assert not app.exception and not app.error
     after = predictions(app)
     assert after != before and after[0][0] == "red"
+    note = next(i.value for i in app.info if "knows only" in i.value)
+    assert "knows only 3 classes (blue, green, red)" in note and "ImageNet" in note
+    captions = [c for image in app.image for c in image.captions]
+    assert "what it received: 32x32 pixels" in captions and "the region the model saw" in captions
 
 
 def test_bad_upload_shows_an_error_and_the_app_keeps_working(app):

@@ -40,6 +40,12 @@ def overlay(view: np.ndarray, spatial_map: np.ndarray, cmap: str = "jet", opacit
     return cv2.addWeighted(colour, opacity, np.ascontiguousarray(view), 1.0 - opacity, 0.0)
 
 
+def enlarge(image: np.ndarray, size: int) -> np.ndarray:
+    """A small image (a model's 32x32 input) enlarged to ``size`` pixels with nearest upsampling:
+    every input pixel stays a visible square."""
+    return cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=cv2.INTER_NEAREST)
+
+
 def range_note(spatial_map: np.ndarray) -> str:
     """The map's actual minimum and maximum, and a plain warning when it is nearly flat."""
     lo, hi = float(np.min(spatial_map)), float(np.max(spatial_map))
