@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 CHANNEL_FORMULA = r"M_c(F) = \sigma\big(\mathrm{MLP}(\mathrm{AvgPool}(F)) + \mathrm{MLP}(\mathrm{MaxPool}(F))\big) \in \mathbb{R}^{C\times1\times1}"
 SPATIAL_FORMULA = r"M_s(F) = \sigma\big(f^{k\times k}([\mathrm{AvgPool}_c(F);\ \mathrm{MaxPool}_c(F)])\big) \in \mathbb{R}^{1\times H\times W}"
 ORDER_FORMULAS = {
@@ -26,6 +28,7 @@ def placement(arch: dict) -> str:
     return PLACEMENTS[arch.get("family", "cbam-resnet")]
 
 
+@cache  # a constant of the code: built and counted once per process, not on every rerun of the panel
 def reference_cbam512() -> dict[str, int]:
     """Parameters and FLOPs of one CBAM(C=512, r=16, k=7), simple layout, on a (1, 512, 7, 7) input."""
     from ..models.attention import CBAM, CBAMConfig  # torch: the rest of this module needs none
