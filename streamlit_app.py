@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import threading
-from functools import partial
 from pathlib import Path
 
 import streamlit as st
@@ -29,6 +28,7 @@ from cbam_viz.models.imagenet import CBAM_RESNET50, IMAGENET_CACHE, load_imagene
 from cbam_viz.models.registry import Family, VariantNotFound, default_root, normalise_key
 from cbam_viz.models.weights import MAX_WEIGHTS_BYTES, WeightsError
 from cbam_viz.render import charts, overlays, tables
+from cbam_viz.render.exports import downloads
 
 LIMITS = Limits()
 st.set_page_config(page_title="cbam-viz", layout="wide")
@@ -332,31 +332,13 @@ def classroom(card: dict, both: bool) -> None:
                                            for n, v in cx["blocks"].items()]))
 
 
-def exports(result: Analysis, block, card: dict, config: dict) -> None:
-    """Downloads: the block figure and the every-block grid (matplotlib, PNG and SVG), CSV and JSON."""
+def exports(result: Analysis, block, config: dict) -> None:
+    """Download buttons for the view's figures (PNG, SVG), channel weights (CSV) and predictions (JSON)."""
     ss = st.session_state
-    row, saved = st.container(horizontal=True), dict(on_click="ignore")  # saving a file needs no rerun
+    row = st.container(horizontal=True)
     style = dict(cmap=ss.cmap, opacity=ss.opacity, smooth=ss.smooth, scale=ss.scale)
-
-    top_k, sort = ss.topk, ss.sort  # read now: the figures are drawn on a click, outside this script run
-
-    def figure(kind: str, fmt: str) -> bytes:
-        from cbam_viz.render import figures
-
-        fig = (figures.block_figure(result.view, block, top_k=top_k, sort=sort, **style) if kind == "block"
-               else figures.grid_figure(result, **style))
-        return figures.figure_bytes(fig, fmt)
-
-    for fmt, mime in (("png", "image/png"), ("svg", "image/svg+xml")):
-        row.download_button(f"Block figure ({fmt.upper()})", partial(figure, "block", fmt), f"{block.name}.{fmt}", mime, **saved)
-        if block.spatial_map is not None:
-            row.download_button(f"Every block ({fmt.upper()})", partial(figure, "grid", fmt), f"every-block.{fmt}", mime,
-                                **saved)
-    if block.channel_weights is not None:
-        csv = partial(tables.channel_csv, tables.channel_rows(block.channel_weights, ss.sort, ss.topk))
-        row.download_button("Channel weights (CSV)", csv, f"{block.name}-channel-weights.csv", "text/csv", **saved)
-    row.download_button("Configuration + predictions (JSON)", tables.predictions_json(result, config),
-                        "cbam-viz.json", "application/json", **saved)
+    for label, data, name, mime in downloads(result, block, config, style, ss.topk, ss.sort):
+        row.download_button(label, data, name, mime, on_click="ignore")  # saving a file needs no rerun
 
 
 def main() -> None:
@@ -380,7 +362,7 @@ def main() -> None:
     block = one_block(result, start)
     every_block(result)
     classroom(card, both=(ss.ca and ss.sa) or ss.model != "cifar10")
-    exports(result, block, card, {"model": ss.model, "variant": card["name"], "attention": attention, "order": ss.order,
+    exports(result, block, {"model": ss.model, "variant": card["name"], "attention": attention, "order": ss.order,
                                   "kernel_size": ss.kernel, "reduction": ss.ratio, "image": label})
     st.query_params.from_dict({
         "model": ss.model, "ca": int(ss.ca), "sa": int(ss.sa), "order": ss.order, "kernel": ss.kernel,
