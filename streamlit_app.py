@@ -14,7 +14,8 @@ import streamlit as st
 
 # Nothing imported here loads torch: a gallery image analysed in advance (cbam_viz.app.precomputed)
 # is shown without it, and torch is imported in a background thread meanwhile.
-from cbam_viz.app.controls import MODELS, SCALES, Shown, attention_mode, baseline_for, prediction_rows, start_values
+from cbam_viz.app.controls import (MODELS, SCALES, Shown, attention_mode, baseline_for, classes_note, prediction_rows,
+                                   start_values)
 from cbam_viz.app.images import UPLOAD_TYPES, ImageError, Limits, load_image
 from cbam_viz.app.precomputed import SAMPLES, Precomputed
 from cbam_viz.app.uploads import UploadStore
@@ -229,10 +230,8 @@ def what_the_model_saw(result: Analysis, card: dict, uploaded: bool) -> None:
     photo, seen, note = st.columns([1, 1, 3])
     photo.image(result.view, caption="the region the model saw", width=160)
     seen.image(overlays.enlarge(result.seen, 160), caption=f"what it received: {size}x{size} pixels", width=160)
-    if uploaded and len(card["classes"]) < 100:
-        note.info(f"The built-in model knows only {len(card['classes'])} classes ({', '.join(card['classes'])}) and "
-                  "gives one of them to any photo. For everyday photos, choose the ImageNet CBAM-ResNet-50 "
-                  "(1,000 classes) under Model in the sidebar.")
+    if uploaded and (text := classes_note(card)):
+        note.info(text)
 
 
 def predictions_and_card(result: Analysis, card: dict, shown: Shown) -> None:
@@ -276,13 +275,7 @@ def one_block(result: Analysis, start: dict):
             rows = tables.channel_rows(block.channel_weights, ss.sort, ss.topk)
             event = st.altair_chart(charts.channel_bars(rows, f"{block.name}: channel weights Mc"),
                                     on_select="rerun", key=f"bars-{block.name}", width="stretch", height=340)
-            picked = (event.selection.get(charts.CHANNEL_SELECTION) or [{}])[0].get("channel")
-            if picked is not None:
-                row = next(r for r in rows if r["channel"] == picked)
-                st.markdown(f"**Channel {picked}** of {block.name}: weight {row['weight']:.6f}, rank {row['rank']} "
-                            f"of {len(rows)}.")
-            else:
-                st.caption("Hover a bar for its exact weight; click one to select that channel.")
+            st.markdown(tables.selected_channel(rows, event.selection.get(charts.CHANNEL_SELECTION), block.name))
             st.markdown(tables.stats_table(block.channel_weights))
             st.caption("entropy: of the weights normalised to sum 1, divided by log C (1 = perfectly even)")
     with sm_col:

@@ -77,3 +77,13 @@ def prediction_rows(top: list[tuple[str, float]], baseline: dict | None) -> list
             row["change (pts)"] = "new" if before is None else points(p - before)
         rows.append(row)
     return rows
+
+
+def classes_note(card: dict, few: int = 100) -> str | None:
+    """For a model with few classes, the plain warning that it gives one of them to any photo."""
+    classes = card["classes"]
+    if len(classes) >= few:
+        return None
+    return (f"The built-in model knows only {len(classes)} classes ({', '.join(classes)}) and gives one of them to "
+            "any photo. For everyday photos, choose the ImageNet CBAM-ResNet-50 (1,000 classes) under Model in "
+            "the sidebar.")

@@ -52,6 +52,16 @@ def channel_rows(weights: np.ndarray, sort: bool = False, top_k: int = 10) -> li
     return sorted(rows, key=lambda r: r["rank"]) if sort else rows
 
 
+def selected_channel(rows: list[dict], selection: list[dict] | None, block: str) -> str:
+    """Markdown naming the channel a click on the bars selected (``selection`` as the chart reports
+    it), or how to select one."""
+    picked = (selection or [{}])[0].get("channel")
+    row = next((r for r in rows if r["channel"] == picked), None)
+    if row is None:
+        return "*Hover a bar for its exact weight; click one to select that channel.*"
+    return f"**Channel {picked}** of {block}: weight {row['weight']:.6f}, rank {row['rank']} of {len(rows)}."
+
+
 def channel_csv(rows: list[dict]) -> str:
     """:func:`channel_rows` as CSV in channel order: channel, weight, rank, top_k."""
     out = io.StringIO()
