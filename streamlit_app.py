@@ -22,6 +22,7 @@ from cbam_viz.app.uploads import UploadStore
 from cbam_viz.explain.classroom import (CHANNEL_FORMULA, ORDER_FORMULAS, SPATIAL_FORMULA, configuration_figures, placement,
                                         reference_cbam512)
 from cbam_viz.explain.results import Analysis
+from cbam_viz.explain.statistics import usual_spread
 from cbam_viz.models.config import KERNEL_SIZES, ORDERS, REDUCTIONS
 from cbam_viz.models.cards import facts, training_summary
 from cbam_viz.models.download import DownloadError, fetch, verify
@@ -258,8 +259,9 @@ def predictions_and_card(result: Analysis, card: dict, shown: Shown) -> None:
                                                    for c, a in zip(card["classes"], m["test_per_class_top1"])]))
 
 
-def one_block(result: Analysis, start: dict):
-    """The chosen block's channel weights (interactive bars) and spatial map (over the image)."""
+def one_block(result: Analysis, start: dict, card: dict):
+    """The chosen block's channel weights (interactive bars) and spatial map (over the image), with
+    what is usual for the block over the test set when its card measured it."""
     ss = st.session_state
     st.subheader("One block")
     names = [b.name for b in result.blocks]
@@ -277,7 +279,8 @@ def one_block(result: Analysis, start: dict):
                                     on_select="rerun", key=f"bars-{block.name}", width="stretch", height=340)
             st.markdown(tables.selected_channel(rows, event.selection.get(charts.CHANNEL_SELECTION), block.name))
             st.markdown(tables.stats_table(block.channel_weights))
-            st.caption("entropy: of the weights normalised to sum 1, divided by log C (1 = perfectly even)")
+            st.caption("entropy: of the weights normalised to sum 1, divided by log C (1 = perfectly even). "
+                       + usual_spread(card.get("attention_statistics"), block.name, "channel"))
     with sm_col:
         if block.spatial_map is None:
             st.info("Spatial attention is off in this configuration.")
@@ -286,7 +289,8 @@ def one_block(result: Analysis, start: dict):
             picture = overlays.overlay(result.view, block.spatial_map, ss.cmap, ss.opacity, ss.smooth, ss.scale)
             st.altair_chart(charts.spatial_map(picture, block.spatial_map, ss.cmap, ss.scale), key=f"map-{block.name}")
             st.caption(f"{block.name}: spatial map Ms ({h}x{w}) over the region the model saw; hover a cell for "
-                       f"its value. {overlays.range_note(block.spatial_map).capitalize()}")
+                       f"its value. {overlays.range_note(block.spatial_map)} "
+                       + usual_spread(card.get("attention_statistics"), block.name))
     return block
 
 
@@ -352,7 +356,7 @@ def main() -> None:
         st.info("This is the plain ResNet without attention: there is no channel weight or spatial map to show. "
                 "Turn a gate back on in the sidebar to compare.")
         st.stop()
-    block = one_block(result, start)
+    block = one_block(result, start, card)
     every_block(result)
     classroom(card, both=(ss.ca and ss.sa) or ss.model != "cifar10")
     exports(result, block, {"model": ss.model, "variant": card["name"], "attention": attention, "order": ss.order,

@@ -3,6 +3,8 @@
 import io
 import json
 
+import numpy as np
+
 import pytest
 import torch
 from PIL import Image
@@ -65,6 +67,40 @@ def test_first_screen_is_a_sample_already_analysed(app, app_family):
     facts = next(m.value for m in app.markdown if "test images**" in m.value)
     assert f"**{card['metrics']['test_top1']:.2f}% top-1 on {card['metrics']['test_images']:,} test images**" in facts
     assert f"the image alone: {card['metrics']['test_top1_single_view']:.2f}%" in facts and "FLOPs at 32 px per pass" in facts
+
+
+def test_a_flat_map_says_so_in_both_scales_with_the_blocks_usual_spread(app_family, tmp_path, monkeypatch):
+    import shutil
+
+    from cbam_viz.models.cards import read_card, write_card
+    from cbam_viz.models.weights import read_weights, save_weights
+    from cbam_viz.training.evaluate import test_statistics
+    from cbam_viz.models.registry import Family, key_of
+
+    family = tmp_path / "family"
+    shutil.copytree(app_family, family)
+    card = read_card(family / "channel-first-k7-r16.json")
+    state = read_weights(family / card["weights"]["file"])
+    for name in [n for n in state if n.endswith("spatial.conv.weight")]:  # every spatial map all but constant
+        state[name] = state[name] * 1e-4
+    card["weights"]["sha256"] = save_weights(family / card["weights"]["file"], state)
+    write_card(family / "channel-first-k7-r16.json", card)
+    model, card = Family(family).load(key_of(card))
+    images = np.random.default_rng(0).integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
+    card["attention_statistics"] = test_statistics(model, images, card["preprocessing"]["mean"], card["preprocessing"]["std"])
+    write_card(family / "channel-first-k7-r16.json", card)
+
+    monkeypatch.setenv("CBAM_VIZ_FAMILY", str(family))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    for scale in ("relative", "absolute"):
+        at.radio(key="scale").set_value(scale).run()
+        assert not at.exception and not at.error
+        block = next(c.value for c in at.caption if c.value.startswith("layer3.0: spatial map Ms"))
+        assert "Values 0.5000 to 0.500" in block and ". Nearly flat: every position gets almost the same weight" in block
+        assert "Over 6 test images this block's maps usually span" in block and "100% of them are nearly flat" in block
+        grid = [c for image in at.image for c in image.captions if c.startswith("layer")]
+        assert len(grid) == 3 and all("Nearly flat" in c for c in grid)
 
 
 def test_upload_is_analysed(app):

@@ -171,3 +171,40 @@ def test_records_timm_cbam_resnet_directly(tmp_path):
         assert a.feature_shape == b.feature_shape
         torch.testing.assert_close(a.channel_weights, b.channel_weights, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(a.spatial_map, b.spatial_map, rtol=1e-5, atol=1e-5)
+
+
+def test_attention_statistics_summarise_every_block_over_the_images():
+    from cbam_viz.explain.statistics import FLAT_RANGE, attention_statistics, usual_spread
+
+    model = small()
+    batches = [torch.randn(4, 3, 32, 32), torch.randn(3, 3, 32, 32)]
+    stats = attention_statistics(model, iter(batches))
+    assert stats["images"] == 7 and stats["flat_below"] == FLAT_RANGE
+    assert list(stats["blocks"]) == ["layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1",
+                                     "layer4.0", "layer4.1"]
+    # the medians are those of the per-image values the recorder gives, over both batches
+    with AttentionRecorder(model) as rec:
+        for x in batches:
+            model(x)
+    maps = torch.cat([r.spatial_map for r in rec.records if r.name == "layer2.1"]).flatten(1)
+    ranges = maps.amax(1) - maps.amin(1)
+    spatial = stats["blocks"]["layer2.1"]["spatial"]
+    assert spatial["range"]["p50"] == pytest.approx(float(ranges.median()), abs=1e-4)
+    assert spatial["range"]["p10"] <= spatial["range"]["p50"] <= spatial["range"]["p90"]
+    assert spatial["flat_fraction"] == pytest.approx(float((ranges < FLAT_RANGE).float().mean()), abs=1e-4)
+    weights = torch.cat([r.channel_weights for r in rec.records if r.name == "layer2.1"])
+    channel = stats["blocks"]["layer2.1"]["channel"]
+    assert channel["mean"]["p50"] == pytest.approx(float(weights.mean(1).median()), abs=1e-4)
+    assert model.training is False and hook_count(model) == 0
+    text = usual_spread(stats, "layer2.1")
+    assert text.startswith("Over 7 test images this block's maps usually span")
+    assert f"median range {spatial['range']['p50']:.3f}" in text
+    assert "channel weights usually average" in usual_spread(stats, "layer2.1", "channel")
+    assert usual_spread(stats, "layer9.9") == "" and usual_spread(None, "layer2.1") == ""
+
+
+def test_a_network_without_attention_has_no_statistics():
+    from cbam_viz.explain.statistics import attention_statistics
+
+    stats = attention_statistics(small(CBAMConfig(attention="none")), iter([torch.randn(2, 3, 32, 32)]))
+    assert stats["blocks"] == {} and stats["images"] == 2

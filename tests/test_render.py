@@ -127,7 +127,7 @@ def test_colours_are_matplotlibs_colormap_over_the_value_range():
                                                 ((0.9968, 0.99997), True, True)])
 def test_range_note_says_when_a_map_is_nearly_flat(values, flat, passes):
     note = overlays.range_note(np.array([[values[0], values[1]]]))
-    assert note.startswith(f"values {values[0]:.4f} to {values[1]:.4f}")
+    assert note.startswith(f"Values {values[0]:.4f} to {values[1]:.4f}")
     assert ("Nearly flat" in note) == flat and ("passes almost everything" in note) == passes
 
 

@@ -51,6 +51,10 @@ def test_training_writes_weights_and_card(tiny_family):
     assert "whitening filters" in card["training"]["initialisation"][0]
     assert card["training"]["mode"] == "end-to-end" and card["training"]["seed"] == 0
     assert card["backbone"] is None
+    stats = card["attention_statistics"]  # every block's maps and weights over the test split
+    assert stats["images"] == 24 and list(stats["blocks"]) == ["layer1.0", "layer2.0", "layer3.0"]
+    spatial = stats["blocks"]["layer1.0"]["spatial"]
+    assert 0 <= spatial["min"]["p50"] <= spatial["max"]["p50"] <= 1 and 0 <= spatial["flat_fraction"] <= 1
 
 
 def test_finetuned_variant_card_and_weights(tiny_family):
@@ -175,6 +179,13 @@ def test_evaluate_reproduces_cards(tiny_dataset, tiny_family, tmp_path, capsys):
     assert evaluate.main(["--data", str(tiny_dataset), "--family", str(copy), "--cache-dir", str(tmp_path)]) == 1
     assert "MISMATCH" in capsys.readouterr().out
     assert evaluate.main([*argv, "--variant", "nope"]) == 2
+    del card["attention_statistics"]  # a card written before the statistics existed gets them on request
+    card["metrics"]["test_top1"] += 4.0
+    (copy / "canonical.json").write_text(json.dumps(card))
+    argv = ["--data", str(tiny_dataset), "--family", str(copy), "--cache-dir", str(tmp_path), "--variant", "canonical"]
+    assert evaluate.main([*argv, "--write-statistics"]) == 0
+    written = json.loads((copy / "canonical.json").read_text())["attention_statistics"]
+    assert written == json.loads((tiny_family / "canonical.json").read_text())["attention_statistics"]
 
 
 def test_evaluation_with_flip_averaging_by_hand(tiny_family):

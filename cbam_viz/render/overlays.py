@@ -6,8 +6,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..explain.statistics import FLAT_RANGE
+
 COLORMAPS = ("jet", "inferno", "viridis", "magma", "gray")  # the overlay's choices
-FLAT_RANGE = 0.05  # a map whose values span less than this is drawn with a "nearly flat" note
 
 
 def colorize(values: np.ndarray, cmap: str, vmin: float, vmax: float) -> np.ndarray:
@@ -47,11 +48,11 @@ def enlarge(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def range_note(spatial_map: np.ndarray) -> str:
-    """The map's actual minimum and maximum, and a plain warning when it is nearly flat."""
+    """The map's actual minimum and maximum, and a plain warning when it is nearly flat (one or more sentences)."""
     lo, hi = float(np.min(spatial_map)), float(np.max(spatial_map))
-    text = f"values {lo:.4f} to {hi:.4f}"
+    text = f"Values {lo:.4f} to {hi:.4f}."
     if hi - lo < FLAT_RANGE:
-        text += (f". Nearly flat: every position gets almost the same weight (range {hi - lo:.4f})"
+        text += (f" Nearly flat: every position gets almost the same weight (range {hi - lo:.4f})"
                  + ("; the gate passes almost everything" if lo > 0.9 else "")
                  + ". On the relative scale the colours stretch this tiny difference.")
     return text

@@ -1,4 +1,4 @@
-"""Test accuracy of a model on decoded images (top-1 and per class)."""
+"""Test accuracy of a model on decoded images (top-1 and per class), and its attention statistics."""
 
 from __future__ import annotations
 
@@ -7,11 +7,24 @@ import torch
 from torch import nn
 
 from ..explain.analysis import average_with_mirror
+from ..explain.statistics import attention_statistics
 from .data import to_tensor
 
 
 def _percent(hits: np.ndarray) -> float:
     return round(100.0 * float(hits.mean()), 2)
+
+
+def batches(images: np.ndarray, mean: list[float], std: list[float], device: torch.device | str = "cpu",
+            batch_size: int = 500):
+    """Normalised channels-last input tensors for consecutive slices of uint8 images (N, H, W, 3)."""
+    for i in range(0, len(images), batch_size):
+        yield to_tensor(images[i : i + batch_size], mean, std).to(device).contiguous(memory_format=torch.channels_last)
+
+
+def test_statistics(model: nn.Module, images: np.ndarray, mean: list[float], std: list[float]) -> dict:
+    """:func:`~cbam_viz.explain.statistics.attention_statistics` of ``model`` over uint8 images."""
+    return attention_statistics(model, batches(images, mean, std, next(model.parameters()).device))
 
 
 @torch.no_grad()
@@ -30,8 +43,7 @@ def evaluate_arrays(
     device = next(model.parameters()).device
     single, averaged = [], []
     try:
-        for i in range(0, len(labels), batch_size):
-            x = to_tensor(images[i : i + batch_size], mean, std).to(device).contiguous(memory_format=torch.channels_last)
+        for x in batches(images, mean, std, device, batch_size):
             logits = model(x)
             single.append(logits.argmax(1).cpu())
             if flip_average:
@@ -57,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     import sys
     from pathlib import Path
 
+    from ..models.cards import write_card
     from ..models.download import CACHE_DIR
     from .data import DatasetError, load_split
     from ..models.registry import DEFAULT_ROOT, Family, key_of
@@ -68,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variant", action="append", help="variant name (repeatable); default: every variant")
     p.add_argument("--tolerance", type=float, default=0.05, help="largest allowed difference in points")
     p.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
+    p.add_argument("--write-statistics", action="store_true",
+                   help="also measure each block's attention statistics over the test split and write them into the card")
     args = p.parse_args(argv)
 
     family = Family(args.family)
@@ -101,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         bad = abs(diff) > args.tolerance or result["images"] != card["metrics"]["test_images"]
         failures += bad
         print(f"{card['name']:<28}{claimed:>8.2f}{result['top1']:>10.2f}{diff:>+8.2f}{'  MISMATCH' if bad else ''}")
+        if args.write_statistics and not bad:
+            card["attention_statistics"] = test_statistics(model, split.images, pre["mean"], pre["std"])
+            write_card(args.family / f"{card['name']}.json", card)
     print(f"{len(cards) - failures}/{len(cards)} variants reproduce their cards within {args.tolerance} points")
     return 1 if failures else 0
 

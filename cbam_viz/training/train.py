@@ -52,7 +52,7 @@ from ..models.resnet import CBAMResNet
 from ..models.complexity import count_complexity
 from ..models.download import CACHE_DIR
 from .data import DatasetError, channel_stats, load_split, translate
-from .evaluate import evaluate_arrays
+from .evaluate import evaluate_arrays, test_statistics
 from ..models.weights import WeightsError, read_weights, save_weights, sha256_file
 
 ARCHS = ("compact", "resnet18")
@@ -442,6 +442,7 @@ def _finish(args, model, classes, mean, std, test_split, run, backbone_card, ini
             "test_per_class_top1": shipped["per_class"],
             "test_images": shipped["images"],
         },
+        "attention_statistics": test_statistics(model, test_split.images, mean, std),
         "complexity": complexity,
         "design": args.why,
         "weights": {"file": weights_path.name, "sha256": digest, "dtype": "float32" if args.fp32 else "float16"},
