@@ -8,27 +8,23 @@ from __future__ import annotations
 
 import importlib
 import threading
-from pathlib import Path
 
 import streamlit as st
 
 # Nothing imported here loads torch: a gallery image analysed in advance (cbam_viz.app.precomputed)
 # is shown without it, and torch is imported in a background thread meanwhile.
+from cbam_viz.app.classroom_panel import classroom
 from cbam_viz.app.controls import (MODELS, SCALES, Shown, attention_mode, baseline_for, classes_note, prediction_rows,
                                    start_values)
+from cbam_viz.app.imagenet_panel import imagenet
 from cbam_viz.app.images import UPLOAD_TYPES, ImageError, Limits, load_image
 from cbam_viz.app.precomputed import SAMPLES, Precomputed
-from cbam_viz.app.uploads import UploadStore
-from cbam_viz.explain.classroom import (CHANNEL_FORMULA, ORDER_FORMULAS, SPATIAL_FORMULA, configuration_figures, placement,
-                                        reference_cbam512)
 from cbam_viz.explain.results import Analysis
 from cbam_viz.explain.statistics import usual_spread
 from cbam_viz.models.config import KERNEL_SIZES, ORDERS, REDUCTIONS
 from cbam_viz.models.cards import facts, training_summary
-from cbam_viz.models.download import DownloadError, fetch, verify
-from cbam_viz.models.imagenet import CBAM_RESNET50, IMAGENET_CACHE, load_imagenet
 from cbam_viz.models.registry import Family, VariantNotFound, default_root, normalise_key
-from cbam_viz.models.weights import MAX_WEIGHTS_BYTES, WeightsError
+from cbam_viz.models.weights import WeightsError
 from cbam_viz.render import charts, overlays, tables
 from cbam_viz.render.exports import downloads
 
@@ -45,15 +41,6 @@ def family(root: str) -> Family:
 @st.cache_resource(max_entries=24, show_spinner="Loading the model (the first one also loads PyTorch)…")
 def variant(root: str, order: str, kernel: int, ratio: int, attention: str):
     model, card = family(root).load(normalise_key(order, kernel, ratio, attention))
-    return model, card, threading.Lock()
-
-
-@st.cache_resource(max_entries=3, show_spinner="Loading the ImageNet model and counting its FLOPs…")
-def imagenet_model(path: str, order: str):
-    from cbam_viz.models.attention import set_order  # torch
-
-    model, card = load_imagenet(path)
-    set_order(model, order)  # a what-if: the weights were trained channel-first
     return model, card, threading.Lock()
 
 
@@ -74,11 +61,6 @@ def analysed(model_id: str, image_bytes: bytes, root: str, _card: dict, _load_mo
     return analyse(model, load_image(image_bytes, LIMITS), card, lock=lock)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def verified(path: str, mtime_ns: int, checksum: str) -> bool:
-    return verify(Path(path), checksum)
-
-
 @st.cache_resource
 def torch_in_background() -> threading.Thread:
     """Import the analysis code (torch) once per server, so the first live analysis need not wait."""
@@ -86,11 +68,6 @@ def torch_in_background() -> threading.Thread:
                               name="cbam-viz-warm-up")
     thread.start()
     return thread
-
-
-@st.cache_resource
-def uploads() -> UploadStore:
-    return UploadStore()
 
 
 # ---------------------------------------------------------------- sections of the page
@@ -110,12 +87,15 @@ def sidebar(start: dict):
     sb.selectbox("Order", ORDERS, ORDERS.index(start["order"]), key="order",
                  disabled=not ((ss.ca and ss.sa) or not builtin),
                  help="channel-first is the paper's; parallel computes both gates from the same input")
-    sb.selectbox("Spatial kernel size k", KERNEL_SIZES, KERNEL_SIZES.index(start["kernel"]), key="kernel",
-                 disabled=not builtin or not ss.sa)
-    sb.selectbox("Reduction ratio r", REDUCTIONS, REDUCTIONS.index(start["ratio"]), key="ratio",
-                 disabled=not builtin or not ss.ca)
-    if not builtin:
-        sb.caption("Kernel and ratio are fixed by the ImageNet weights (k=7, r=16): only one configuration was trained.")
+    if builtin:
+        sb.selectbox("Spatial kernel size k", KERNEL_SIZES, KERNEL_SIZES.index(start["kernel"]), key="kernel",
+                     disabled=not ss.sa)
+        sb.selectbox("Reduction ratio r", REDUCTIONS, REDUCTIONS.index(start["ratio"]), key="ratio", disabled=not ss.ca)
+        start["kernel"], start["ratio"] = ss.kernel, ss.ratio  # restored on the way back from the ImageNet model
+    else:  # the ImageNet model's own values, not the family's last choice
+        sb.selectbox("Spatial kernel size k", [7], disabled=True, key="imagenet_kernel")
+        sb.selectbox("Reduction ratio r", [16], disabled=True, key="imagenet_ratio")
+        sb.caption("Only one configuration of the ImageNet model was trained: k=7, r=16.")
         if ss.order != "channel-first":
             sb.warning(f"Untrained combination: channel-first weights run {ss.order}. A what-if, not a trained model.")
     sb.subheader("Display")
@@ -147,56 +127,6 @@ def builtin_model(root: str, attention: str) -> tuple[dict, str, object]:
             st.stop()
 
     return card, f"cifar10/{card['name']}/{card['weights']['sha256']}", load
-
-
-def imagenet_weights(box) -> Path | None:
-    """The ImageNet weights file from the source chosen in the sidebar, or None."""
-    source = box.radio("ImageNet weights", ["download", "path", "upload"], horizontal=True, key="weights_source",
-                       format_func={"download": "download", "path": "local file", "upload": "upload"}.get)
-    if source == "download":
-        cached = IMAGENET_CACHE / CBAM_RESNET50.file_name
-        if cached.is_file() and verified(str(cached), cached.stat().st_mtime_ns, CBAM_RESNET50.checksum):
-            return cached
-        if box.button(f"Download from {CBAM_RESNET50.source}", key="download"):
-            bar = box.progress(0.0, "downloading…")
-            try:
-                return fetch(CBAM_RESNET50, IMAGENET_CACHE, lambda done, total: bar.progress(
-                    min(1.0, done / total) if total else 0.0, f"{done / 2**20:.0f} MB"))
-            except DownloadError as e:
-                box.error(f"Download failed: {e}")
-        return None
-    if source == "path":
-        text = box.text_input("Path to a .pth / .safetensors checkpoint (official, pytorchcv or timm format)",
-                              key="weights_path")
-        return Path(text).expanduser() if text else None
-    up = box.file_uploader("Checkpoint", type=["pth", "pt", "tar", "safetensors"], key="weights_upload",
-                           max_upload_size=MAX_WEIGHTS_BYTES // 2**20)
-    stored = st.session_state.get("stored_upload")  # (file id, path): each upload stored once
-    if up is not None and stored and stored[0] == up.file_id and Path(stored[1]).is_file():
-        return Path(stored[1])
-    if up is not None:
-        try:
-            path = uploads().put(up.getvalue(), Path(up.name).suffix.lower())
-            st.session_state.stored_upload = (up.file_id, str(path))
-            return path
-        except WeightsError as e:
-            box.error(str(e))
-    return None
-
-
-def imagenet(weights_box) -> tuple[dict, str, object]:
-    """The ImageNet model's card, id and loader, or a hint and a stop while no weights are chosen."""
-    path = imagenet_weights(weights_box)
-    if path is None:
-        st.info("Choose where the ImageNet weights come from in the sidebar, under Model (this machine may be "
-                "offline: the built-in CIFAR-10 family works without a network).")
-        st.stop()
-    try:
-        loaded = imagenet_model(str(path), st.session_state.order)
-    except WeightsError as e:
-        st.error(f"These weights cannot be used: {e}")
-        st.stop()
-    return loaded[1], f"imagenet/{loaded[1]['weights']['sha256']}/{st.session_state.order}", lambda: loaded
 
 
 def image_section(start: dict, samples: list[str], root: str, card: dict, model_id: str, load) -> tuple[str, bytes, Analysis]:
@@ -308,27 +238,6 @@ def every_block(result: Analysis) -> None:
         st.altair_chart(charts.weight_distribution(result), width="stretch")
 
 
-def classroom(card: dict, both: bool) -> None:
-    """How CBAM works, with this configuration's figures; drawn only while open (formulas load KaTeX)."""
-    panel = st.expander("How CBAM works (for the classroom)", key="classroom", on_change="rerun")
-    if not panel.open:
-        return
-    with panel:
-        st.markdown("**Channel attention** weighs each feature channel:")
-        st.latex(CHANNEL_FORMULA)
-        st.markdown("**Spatial attention** weighs each position:")
-        st.latex(SPATIAL_FORMULA)
-        if both:
-            st.markdown(f"**Order** ({st.session_state.order}):")
-            st.latex(ORDER_FORMULAS[st.session_state.order])
-        st.markdown("**Where CBAM sits**: on the residual branch, after the last BatchNorm, before the addition.")
-        st.code(placement(card["architecture"]), language=None)
-        st.markdown(configuration_figures(card, reference_cbam512()))
-        cx = card["complexity"]
-        st.markdown(tables.markdown_table([{"CBAM block": n, "parameters": f"{v['params']:,}", "FLOPs": f"{v['flops']:,}"}
-                                           for n, v in cx["blocks"].items()]))
-
-
 def exports(result: Analysis, block, config: dict) -> None:
     """Download buttons for the view's figures (PNG, SVG), channel weights (CSV) and predictions (JSON)."""
     ss = st.session_state
@@ -348,7 +257,8 @@ def main() -> None:
     st.title("What does CBAM attend to?")
     attention = attention_mode(ss.ca, ss.sa)
     root = str(default_root())
-    card, model_id, load = builtin_model(root, attention) if ss.model == "cifar10" else imagenet(weights_box)
+    builtin = ss.model == "cifar10"
+    card, model_id, load = builtin_model(root, attention) if builtin else imagenet(weights_box, ss.order)
     label, _, result = image_section(start, samples, root, card, model_id, load)
     what_the_model_saw(result, card, uploaded=ss.source != "gallery" and label != ss.get("sample"))
     predictions_and_card(result, card, Shown(label, ss.model, model_id))
@@ -358,12 +268,13 @@ def main() -> None:
         st.stop()
     block = one_block(result, start, card)
     every_block(result)
-    classroom(card, both=(ss.ca and ss.sa) or ss.model != "cifar10")
-    exports(result, block, {"model": ss.model, "variant": card["name"], "attention": attention, "order": ss.order,
-                                  "kernel_size": ss.kernel, "reduction": ss.ratio, "image": label})
+    classroom(card, ss.order if (ss.ca and ss.sa) or not builtin else None)
+    exports(result, block, {"model": ss.model, "variant": card["name"], "attention": attention if builtin else "both",
+                            "order": ss.order, "kernel_size": start["kernel"] if builtin else 7,
+                            "reduction": start["ratio"] if builtin else 16, "image": label})
     st.query_params.from_dict({
-        "model": ss.model, "ca": int(ss.ca), "sa": int(ss.sa), "order": ss.order, "kernel": ss.kernel,
-        "ratio": ss.ratio, "block": ss.block, "cmap": ss.cmap, "opacity": ss.opacity, "smooth": int(ss.smooth),
+        "model": ss.model, "ca": int(ss.ca), "sa": int(ss.sa), "order": ss.order, "kernel": start["kernel"],
+        "ratio": start["ratio"], "block": ss.block, "cmap": ss.cmap, "opacity": ss.opacity, "smooth": int(ss.smooth),
         "scale": ss.scale, "sort": int(ss.sort), "topk": ss.topk, "sample": ss.get("sample", start["sample"]),
     })
     torch_in_background()

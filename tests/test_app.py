@@ -210,31 +210,43 @@ def imagenet_checkpoint(tmp_path):
     return path
 
 
-def test_imagenet_model_from_a_local_file_with_order_what_if(app, imagenet_checkpoint):
+def test_imagenet_model_from_a_local_file_with_order_what_if(app, imagenet_checkpoint, monkeypatch):
+    app.sidebar.selectbox(key="kernel").set_value(3).run()
+    monkeypatch.setenv("CBAM_VIZ_WEIGHTS_DIR", str(imagenet_checkpoint.parent))
     app.sidebar.radio(key="model").set_value("imagenet").run()
     app.sidebar.radio(key="weights_source").set_value("path").run()
-    app.sidebar.text_input(key="weights_path").input(str(imagenet_checkpoint)).run()
+    app.sidebar.text_input(key="weights_path").input(imagenet_checkpoint.name).run()
     assert not app.exception and not app.error
     assert len(predictions(app)) == 5
     assert "change (pts)" not in prediction_rows(app)[0]  # ImageNet classes are not compared with CIFAR-10's
-    assert app.sidebar.selectbox(key="kernel").disabled and app.sidebar.selectbox(key="ratio").disabled
+    kernel, ratio = app.sidebar.selectbox(key="imagenet_kernel"), app.sidebar.selectbox(key="imagenet_ratio")
+    assert kernel.disabled and ratio.disabled  # showing the ImageNet model's values, not the family's last choice
+    assert (kernel.value, ratio.value) == (7, 16)
     assert any("not measured" in m.value for m in app.markdown)
     before = predictions(app)
     app.sidebar.selectbox(key="order").set_value("parallel").run()
     assert any("Untrained combination" in w.value for w in app.sidebar.warning)
     assert predictions(app) != before
+    app.sidebar.selectbox(key="order").set_value("channel-first").run()
+    app.sidebar.radio(key="model").set_value("cifar10").run()
+    assert app.sidebar.selectbox(key="kernel").value == 3 and model_name(app) == "channel-first-k3-r16"  # back as it was
 
 
 def test_imagenet_bad_file_and_offline_download(app, tmp_path, monkeypatch):
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"garbage")
     app.sidebar.radio(key="model").set_value("imagenet").run()
+    assert app.sidebar.radio(key="weights_source").options == ["download"]  # the server's default: no paths, no uploads
+    monkeypatch.setenv("CBAM_VIZ_WEIGHTS_DIR", str(tmp_path))
+    app.run()
     assert any("offline" in i.value for i in app.info)
     assert [t.value for t in app.main.title] == ["What does CBAM attend to?"]
     assert [r.key for r in app.sidebar.radio][:2] == ["model", "weights_source"]  # the source sits under the model
     app.sidebar.radio(key="weights_source").set_value("path").run()
-    app.sidebar.text_input(key="weights_path").input(str(bad)).run()
+    app.sidebar.text_input(key="weights_path").input("bad.pth").run()
     assert not app.exception and "cannot be used" in app.error[0].value
+    app.sidebar.text_input(key="weights_path").input("/etc/passwd").run()
+    assert not app.exception and "outside the weights folder" in app.sidebar.error[0].value
     monkeypatch.setattr(cbam_viz.models.imagenet, "CBAM_RESNET50", cbam_viz.models.imagenet.CBAM_RESNET50.__class__(
         "x", "http://127.0.0.1:9/w.pth.zip", "w.pth", "sha1:" + "0" * 40, "a server that is down"))
     monkeypatch.setattr(cbam_viz.models.imagenet, "IMAGENET_CACHE", tmp_path / "cache")
@@ -242,8 +254,9 @@ def test_imagenet_bad_file_and_offline_download(app, tmp_path, monkeypatch):
     app.sidebar.button(key="download").click().run()
     assert not app.exception
     assert any("may be offline" in e.value for e in app.sidebar.error)
+    assert not app.get("progress")  # the failed download's bar is gone
     app.sidebar.radio(key="model").set_value("cifar10").run()
-    assert not app.error and len(predictions(app)) == 3
+    assert not app.error and len(predictions(app)) == 3, [e.value for e in app.error]
 
 
 def test_imagenet_weights_from_strangers_get_clear_messages(app, app_family, tmp_path, monkeypatch):
@@ -255,28 +268,37 @@ def test_imagenet_weights_from_strangers_get_clear_messages(app, app_family, tmp
     truncated.write_bytes(truncated.read_bytes()[:500])
     image = tmp_path / "holiday.pth"
     image.write_bytes(png("red"))
-    cifar = app_family / "channel-first-k7-r16.safetensors"  # a CIFAR-10 model: 3 classes, not 1000
+    cifar = tmp_path / "cifar.safetensors"  # a CIFAR-10 model: 3 classes, not 1000
+    cifar.write_bytes((app_family / "channel-first-k7-r16.safetensors").read_bytes())
+    monkeypatch.setenv("CBAM_VIZ_WEIGHTS_DIR", str(tmp_path))
     cases = [(truncated, "not a readable PyTorch checkpoint"), (image, "it is a PNG image"),
              (cifar, "a cbam-viz compact network for small images (3 classes)")]
     app.sidebar.radio(key="model").set_value("imagenet").run()
     app.sidebar.radio(key="weights_source").set_value("path").run()
     for path, message in cases:
-        app.sidebar.text_input(key="weights_path").input(str(path)).run()
+        app.sidebar.text_input(key="weights_path").input(path.name).run()
         assert not app.exception and message in app.error[0].value, (path.name, [e.value for e in app.error])
     monkeypatch.setattr(cbam_viz.models.weights, "MAX_WEIGHTS_BYTES", 1024)
-    app.sidebar.text_input(key="weights_path").input(str(cifar)).run()
+    app.sidebar.text_input(key="weights_path").input(cifar.name).run()
     assert not app.exception and "over the 1.0 KiB limit for weights files" in app.error[0].value
     app.sidebar.radio(key="model").set_value("cifar10").run()
-    assert not app.error and len(predictions(app)) == 3
+    assert not app.error and len(predictions(app)) == 3, [e.value for e in app.error]
 
 
-def test_imagenet_checkpoint_upload_is_stored_once_and_used(app, imagenet_checkpoint):
+def test_imagenet_checkpoint_upload_is_stored_once_and_used(app, imagenet_checkpoint, monkeypatch):
+    monkeypatch.setenv("CBAM_VIZ_WEIGHTS_DIR", str(imagenet_checkpoint.parent))
+    monkeypatch.setenv("CBAM_VIZ_WEIGHTS_UPLOAD", "1")
+    monkeypatch.setenv("CBAM_VIZ_WEIGHTS_UPLOAD_MB", "1")
     app.sidebar.radio(key="model").set_value("imagenet").run()
     app.sidebar.radio(key="weights_source").set_value("path").run()
-    app.sidebar.text_input(key="weights_path").input(str(imagenet_checkpoint)).run()
+    app.sidebar.text_input(key="weights_path").input(imagenet_checkpoint.name).run()
     from_path = predictions(app)
     app.sidebar.radio(key="weights_source").set_value("upload").run()
     data = imagenet_checkpoint.read_bytes()
+    app.sidebar.file_uploader(key="weights_upload").set_value(("cbam18.pth", data, "application/octet-stream")).run()
+    assert not app.exception and "over this server's 1.0 MiB limit for weights files" in app.sidebar.error[0].value
+    monkeypatch.setenv("CBAM_VIZ_WEIGHTS_UPLOAD_MB", "64")  # the server's limit raised: the upload goes through
+    app.run()
     app.sidebar.file_uploader(key="weights_upload").set_value(("cbam18.pth", data, "application/octet-stream")).run()
     assert not app.exception and not app.error
     assert predictions(app) == from_path

@@ -109,6 +109,7 @@ def facts(card: dict) -> list[str]:
     lines = [f"**{accuracy}**", f"{cx['params']:,} parameters",
              f"{cx['flops'] / 1e6:,.1f} M FLOPs at {cx['input_shape'][-1]} px" + (" per pass" if mirrored else "")]
     if mirrored:
+        shown = " The attention shown is the image's own pass." if card["architecture"].get("cbam") else ""
         lines.insert(1, "predictions average the logits of the image and of its mirror image (two passes); the "
-                        f"image alone: {m['test_top1_single_view']:.2f}%. The attention shown is the image's own pass.")
+                        f"image alone: {m['test_top1_single_view']:.2f}%.{shown}")
     return lines

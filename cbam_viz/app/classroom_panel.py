@@ -1,0 +1,31 @@
+"""The page's classroom panel: how CBAM computes its gates, where it sits, and what it costs here."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ..explain.classroom import (CHANNEL_FORMULA, ORDER_FORMULAS, SPATIAL_FORMULA, configuration_figures, placement,
+                                 reference_cbam512)
+from ..render import tables
+
+
+def classroom(card: dict, order: str | None) -> None:
+    """How CBAM works, with this configuration's figures; drawn only while open (formulas load KaTeX).
+    ``order`` is the gates' order when both are on, else None."""
+    panel = st.expander("How CBAM works (for the classroom)", key="classroom", on_change="rerun")
+    if not panel.open:
+        return
+    with panel:
+        st.markdown("**Channel attention** weighs each feature channel:")
+        st.latex(CHANNEL_FORMULA)
+        st.markdown("**Spatial attention** weighs each position:")
+        st.latex(SPATIAL_FORMULA)
+        if order:
+            st.markdown(f"**Order** ({order}):")
+            st.latex(ORDER_FORMULAS[order])
+        st.markdown("**Where CBAM sits**: on the residual branch, after the last BatchNorm, before the addition.")
+        st.code(placement(card["architecture"]), language=None)
+        st.markdown(configuration_figures(card, reference_cbam512()))
+        cx = card["complexity"]
+        st.markdown(tables.markdown_table([{"CBAM block": n, "parameters": f"{v['params']:,}", "FLOPs": f"{v['flops']:,}"}
+                                           for n, v in cx["blocks"].items()]))
