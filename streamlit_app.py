@@ -6,68 +6,29 @@ into ``cbam_viz``; every number it shows is computed there or read from a model 
 
 from __future__ import annotations
 
-import importlib
-import threading
+from dataclasses import astuple, replace
 
 import streamlit as st
 
 # Nothing imported here loads torch: a gallery image analysed in advance (cbam_viz.app.precomputed)
 # is shown without it, and torch is imported in a background thread meanwhile.
 from cbam_viz.app.classroom_panel import classroom
-from cbam_viz.app.controls import (MODELS, SCALES, Shown, attention_mode, baseline_for, classes_note, prediction_rows,
-                                   start_values)
+from cbam_viz.app.controls import (MODELS, SCALES, Shown, attention_mode, baseline_for, classes_note,
+                                   configuration_rows, prediction_rows, start_values)
 from cbam_viz.app.imagenet_panel import imagenet
-from cbam_viz.app.images import UPLOAD_TYPES, ImageError, Limits, load_image
-from cbam_viz.app.precomputed import SAMPLES, Precomputed
+from cbam_viz.app.images import UPLOAD_TYPES, ImageError
+from cbam_viz.app.precomputed import SAMPLES
+from cbam_viz.app.resources import LIMITS, analysed, family, torch_in_background, variant
 from cbam_viz.explain.results import Analysis
 from cbam_viz.explain.statistics import usual_spread
 from cbam_viz.models.config import KERNEL_SIZES, ORDERS, REDUCTIONS
 from cbam_viz.models.cards import facts, training_summary
-from cbam_viz.models.registry import Family, VariantNotFound, default_root, normalise_key
+from cbam_viz.models.registry import PROTOCOLS, VariantKey, VariantNotFound, default_root, normalise_key
 from cbam_viz.models.weights import WeightsError
 from cbam_viz.render import charts, overlays, tables
 from cbam_viz.render.exports import downloads
 
-LIMITS = Limits()
 st.set_page_config(page_title="cbam-viz", layout="wide")
-
-
-# ---------------------------------------------------------------- cached resources (bounded)
-@st.cache_resource(max_entries=4)
-def family(root: str) -> Family:
-    return Family(root)
-
-
-@st.cache_resource(max_entries=24, show_spinner="Loading the model (the first one also loads PyTorch)…")
-def variant(root: str, order: str, kernel: int, ratio: int, attention: str):
-    model, card = family(root).load(normalise_key(order, kernel, ratio, attention))
-    return model, card, threading.Lock()
-
-
-@st.cache_resource(max_entries=4)
-def precomputed(root: str) -> Precomputed:
-    return Precomputed(root)
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def analysed(model_id: str, image_bytes: bytes, root: str, _card: dict, _load_model) -> Analysis:
-    """The analysis of an image: from the precomputed gallery when it is there, else run live."""
-    known = precomputed(root).analysis(_card, image_bytes)
-    if known is not None:
-        return known
-    from cbam_viz.explain.analysis import analyse  # torch
-
-    model, card, lock = _load_model()
-    return analyse(model, load_image(image_bytes, LIMITS), card, lock=lock)
-
-
-@st.cache_resource
-def torch_in_background() -> threading.Thread:
-    """Import the analysis code (torch) once per server, so the first live analysis need not wait."""
-    thread = threading.Thread(target=importlib.import_module, args=("cbam_viz.explain.analysis",), daemon=True,
-                              name="cbam-viz-warm-up")
-    thread.start()
-    return thread
 
 
 # ---------------------------------------------------------------- sections of the page
@@ -84,6 +45,10 @@ def sidebar(start: dict):
     c1, c2 = sb.columns(2)
     c1.toggle("Channel", start["ca"], key="ca", disabled=not builtin)
     c2.toggle("Spatial", start["sa"], key="sa", disabled=not builtin)
+    sb.radio("Training", PROTOCOLS, PROTOCOLS.index(start["protocol"]), key="protocol", disabled=not builtin,
+             horizontal=True, help="end-to-end: every parameter trained from scratch (the canonical model and the plain "
+             "network). like-for-like: every configuration trained the same way on the plain network's frozen "
+             "convolutions, so that configurations compare fairly.")
     sb.selectbox("Order", ORDERS, ORDERS.index(start["order"]), key="order",
                  disabled=not ((ss.ca and ss.sa) or not builtin),
                  help="channel-first is the paper's; parallel computes both gates from the same input")
@@ -110,23 +75,46 @@ def sidebar(start: dict):
     return weights_box
 
 
-def builtin_model(root: str, attention: str) -> tuple[dict, str, object]:
-    """The card of the sidebar's variant, its id, and a loader of (model, card, lock)."""
+def builtin_model(root: str, attention: str) -> tuple[dict, str, object, VariantKey]:
+    """The sidebar's variant: its card, id, a loader of (model, card, lock), and its key."""
     ss = st.session_state
     try:
-        card = family(root).card(normalise_key(ss.order, ss.kernel, ss.ratio, attention))
+        key = family(root).resolve(normalise_key(ss.order, ss.kernel, ss.ratio, attention, ss.protocol))
     except VariantNotFound as e:
         st.error(str(e))
         st.stop()
+    if key.protocol != ss.protocol and attention != "none":
+        st.sidebar.caption(f"This configuration was trained {key.protocol} only: that is the model shown.")
+    return *member(root, key), key
+
+
+def member(root: str, key: VariantKey) -> tuple[dict, str, object]:
+    """A family variant's card, id and loader of (model, card, lock)."""
+    card = family(root).card(key)
 
     def load() -> tuple:
         try:
-            return variant(root, ss.order, ss.kernel, ss.ratio, attention)
+            return variant(root, *astuple(key))
         except WeightsError as e:
             st.error(str(e))
             st.stop()
 
     return card, f"cifar10/{card['name']}/{card['weights']['sha256']}", load
+
+
+def like_for_like(baseline: dict | None, key: VariantKey | None, root: str, data: bytes) -> dict | None:
+    """The predictions to compare with, like with like: when the previous configuration was trained
+    by another protocol, the same configuration trained by this one; if there is none, a note why
+    nothing is compared."""
+    if not baseline or key is None or baseline.get("key") is None or key.comparable(baseline["key"]):
+        return baseline
+    twin = replace(baseline["key"], protocol=key.protocol)
+    if twin not in family(root).cards:
+        return {"note": f"No change column: the previous model ({baseline['name']}) was trained "
+                        f"{baseline['key'].protocol} and has no {key.protocol} twin. Set Training to like-for-like "
+                        "to compare configurations."}
+    card, model_id, load = member(root, twin)
+    return {"name": card["name"], "key": twin, "probs": dict(analysed(model_id, data, root, card, load).top)}
 
 
 def image_section(start: dict, samples: list[str], root: str, card: dict, model_id: str, load) -> tuple[str, bytes, Analysis]:
@@ -165,22 +153,32 @@ def what_the_model_saw(result: Analysis, card: dict, uploaded: bool) -> None:
         note.info(text)
 
 
-def predictions_and_card(result: Analysis, card: dict, shown: Shown) -> None:
-    """The top-5 (with the change since the previous configuration) and the model card's facts."""
+def predictions_and_card(result: Analysis, card: dict, shown: Shown, key: VariantKey | None, root: str,
+                         data: bytes) -> None:
+    """The top-5 (with the change since the previous configuration, like with like) and the model card's facts."""
     ss = st.session_state
     left, right = st.columns([3, 2])
     with left:
         st.subheader("Top-5 predictions")
-        ss.baseline = baseline = baseline_for(shown, ss.get("last"), ss.get("baseline"))
+        ss.baseline = like_for_like(baseline_for(shown, ss.get("last"), ss.get("baseline")), key, root, data)
+        baseline = ss.baseline if ss.baseline and "probs" in ss.baseline else None
         st.container(key="predictions").markdown(tables.markdown_table(prediction_rows(result.top, baseline), index="rank"))
+        if ss.baseline and not baseline:
+            st.caption(ss.baseline["note"])
         if baseline:
-            st.caption(f"change (pts): in percentage points since {baseline['name']} on the same image "
+            trained = f", trained {baseline['key'].protocol}" if baseline.get("key") else ""
+            st.caption(f"change (pts): in percentage points since {baseline['name']}{trained}, on the same image "
                        "(new: not in its top-5)")
-        ss.last = {"shown": shown, "name": card["name"], "probs": dict(result.top)}
+        ss.last = {"shown": shown, "name": card["name"], "probs": dict(result.top), "key": key}
     with right:
         st.subheader("This model")
         st.markdown(f"**{card['name']}**: {card['training']['trained']}")
         st.markdown("\n".join(f"- {f}" for f in facts(card)))
+        if key is not None:
+            with st.expander("Every configuration, like with like"):
+                st.markdown(tables.markdown_table(configuration_rows(list(family(root).cards.values()), key)))
+                st.caption("like-for-like: attention, BatchNorm and classifier trained on a shared network's frozen "
+                           "convolutions, the same way for every configuration; compare configurations by these.")
         m = card.get("metrics")
         if m:
             with st.expander("How it was trained, per-class accuracy"):
@@ -258,10 +256,10 @@ def main() -> None:
     attention = attention_mode(ss.ca, ss.sa)
     root = str(default_root())
     builtin = ss.model == "cifar10"
-    card, model_id, load = builtin_model(root, attention) if builtin else imagenet(weights_box, ss.order)
-    label, _, result = image_section(start, samples, root, card, model_id, load)
+    card, model_id, load, key = builtin_model(root, attention) if builtin else (*imagenet(weights_box, ss.order), None)
+    label, data, result = image_section(start, samples, root, card, model_id, load)
     what_the_model_saw(result, card, uploaded=ss.source != "gallery" and label != ss.get("sample"))
-    predictions_and_card(result, card, Shown(label, ss.model, model_id))
+    predictions_and_card(result, card, Shown(label, ss.model, model_id), key, root, data)
     if not result.blocks:
         st.info("This is the plain ResNet without attention: there is no channel weight or spatial map to show. "
                 "Turn a gate back on in the sidebar to compare.")
@@ -273,7 +271,7 @@ def main() -> None:
                             "order": ss.order, "kernel_size": start["kernel"] if builtin else 7,
                             "reduction": start["ratio"] if builtin else 16, "image": label})
     st.query_params.from_dict({
-        "model": ss.model, "ca": int(ss.ca), "sa": int(ss.sa), "order": ss.order, "kernel": start["kernel"],
+        "model": ss.model, "ca": int(ss.ca), "sa": int(ss.sa), "order": ss.order, "protocol": ss.protocol, "kernel": start["kernel"],
         "ratio": start["ratio"], "block": ss.block, "cmap": ss.cmap, "opacity": ss.opacity, "smooth": int(ss.smooth),
         "scale": ss.scale, "sort": int(ss.sort), "topk": ss.topk, "sample": ss.get("sample", start["sample"]),
     })

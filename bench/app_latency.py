@@ -29,21 +29,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cbam_viz.models.registry import Family, VariantKey, default_root  # noqa: E402
+from cbam_viz.models.registry import Family, VariantNotFound, default_root, normalise_key  # noqa: E402
 from tests.browser import change_and_wait, launch, start_server, state, stop_server, wait_ready  # noqa: E402
 
 
 def plan(family: Family) -> list[tuple[str, str, str]]:
     """(control label, option, expected model name) cycling through trained configurations."""
     steps = []
-    for order in ("spatial-first", "parallel", "channel-first"):
-        key = VariantKey("both", order, 7, 16)
-        if key in family.cards:
-            steps.append(("Order", order, family.cards[key]["name"]))
-    for k in (3, 7):
-        key = VariantKey("both", "channel-first", k, 16)
-        if key in family.cards:
-            steps.append(("Spatial kernel size k", str(k), family.cards[key]["name"]))
+    configurations = [("Order", order, normalise_key(order)) for order in ("spatial-first", "parallel", "channel-first")]
+    configurations += [("Spatial kernel size k", str(k), normalise_key(kernel_size=k)) for k in (3, 7)]
+    for label, option, key in configurations:
+        try:  # the model the page shows for it: end-to-end where trained so, else like-for-like
+            steps.append((label, option, family.card(family.resolve(key))["name"]))
+        except VariantNotFound:
+            continue
     if len(steps) < 2:
         raise SystemExit("the family needs at least two trained orders or kernels to measure switching")
     return steps

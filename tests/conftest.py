@@ -53,7 +53,7 @@ def tiny_dataset(tmp_path_factory) -> Path:
 
 TINY_TRAIN = ["--image-size", "32", "--widths", "16", "32", "32", "--batch-size", "16", "--epochs", "1"]
 APP_VARIANTS = {
-    "channel-first-k7-r16": [],
+    "channel-first-k7-r16-twin": [],
     "spatial-first-k7-r16": ["--order", "spatial-first"],
     "parallel-k7-r16": ["--order", "parallel"],
     "channel-first-k3-r16": ["--kernel-size", "3"],
@@ -66,18 +66,19 @@ APP_VARIANTS = {
 
 @pytest.fixture(scope="session")
 def app_family(tiny_dataset, tmp_path_factory) -> Path:
-    """A small trained family with one variant per sidebar control, for the app's tests."""
+    """A small trained family shaped as the built-in one: the plain network and the canonical model
+    trained end-to-end, and one like-for-like variant per sidebar control (the canonical
+    configuration's twin among them) on the plain network's frozen convolutions."""
     from cbam_viz.training import train
 
     reuse = os.environ.get("CBAM_VIZ_TEST_FAMILY")  # a folder to keep the family in between local runs
     out = Path(reuse) if reuse else tmp_path_factory.mktemp("app") / "family"
-    if reuse and (out / "plain.json").is_file():
+    if reuse and (out / "channel-first-k7-r16-twin.json").is_file():
         return out
     common = ["--data", str(tiny_dataset), "--out", str(out), "--checkpoint-dir", str(out.parent / "ckpt"),
               "--cache-dir", str(out.parent / "cache"), *TINY_TRAIN]
+    assert train.main([*common, "--name", "plain", "--attention", "none", "--epochs", "4"]) == 0
+    assert train.main([*common, "--name", "channel-first-k7-r16", "--epochs", "4"]) == 0
     for name, extra in APP_VARIANTS.items():
-        # the canonical model trains longer, as the real one does
-        more = ["--backbone", str(out / "channel-first-k7-r16.safetensors")] if extra else ["--epochs", "4"]
-        assert train.main([*common, "--name", name, *extra, *more]) == 0
-    assert train.main([*common, "--name", "plain", "--attention", "none"]) == 0
+        assert train.main([*common, "--name", name, *extra, "--backbone", str(out / "plain.safetensors")]) == 0
     return out

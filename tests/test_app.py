@@ -143,7 +143,7 @@ def test_each_control_loads_its_variant_and_changes_the_numbers(app, control, ke
     assert predictions(app) != before
     changes = [r["change (pts)"] for r in prediction_rows(app)]
     assert any(c != "0.0" for c in changes)
-    assert any("since channel-first-k7-r16 on the same image" in c.value for c in app.caption)
+    assert any("since channel-first-k7-r16-twin, trained like-for-like, on the same image" in c.value for c in app.caption)
     app.sidebar.selectbox(key="cmap").set_value("viridis").run()  # a display change keeps the comparison
     assert [r["change (pts)"] for r in prediction_rows(app)] == changes
     sample = app.selectbox(key="sample")
@@ -151,11 +151,40 @@ def test_each_control_loads_its_variant_and_changes_the_numbers(app, control, ke
     assert "change (pts)" not in prediction_rows(app)[0]
 
 
+def test_configurations_compare_like_with_like(app, app_family):
+    assert model_name(app) == "channel-first-k7-r16"  # the end-to-end canonical model is the default view
+    app.sidebar.selectbox(key="order").set_value("spatial-first").run()
+    assert not app.exception and not app.error and model_name(app) == "spatial-first-k7-r16"
+    assert any("trained like-for-like only" in c.value for c in app.sidebar.caption)
+    # the change is measured from the canonical configuration's like-for-like twin, not the end-to-end model
+    assert any(c.value.startswith("change (pts): in percentage points since channel-first-k7-r16-twin, trained "
+                                  "like-for-like") for c in app.caption)
+    app.sidebar.selectbox(key="order").set_value("channel-first").run()
+    assert model_name(app) == "channel-first-k7-r16"  # end-to-end again: spatial-first has no such twin
+    assert "change (pts)" not in prediction_rows(app)[0]
+    assert any(c.value.startswith("No change column: the previous model (spatial-first-k7-r16) was trained "
+                                  "like-for-like") for c in app.caption)
+    app.sidebar.selectbox(key="cmap").set_value("gray").run()  # a display change keeps the note
+    assert any(c.value.startswith("No change column") for c in app.caption)
+    app.sidebar.radio(key="protocol").set_value("like-for-like").run()
+    assert model_name(app) == "channel-first-k7-r16-twin"
+    table = next(m.value for m in app.markdown if m.value.startswith("| variant | trained | test top-1 %"))
+    rows = {r.split(" | ")[0].strip("| ").removesuffix(" (shown)"): r for r in table.splitlines()[2:]}
+    assert set(rows) == {json.loads(p.read_text())["name"] for p in app_family.glob("*.json")}
+    assert "channel-first-k7-r16-twin (shown)" in rows["channel-first-k7-r16-twin"]
+    plain = json.loads((app_family / "plain.json").read_text())["metrics"]["test_top1"]
+    twin = json.loads((app_family / "channel-first-k7-r16-twin.json").read_text())["metrics"]["test_top1"]
+    assert f"| like-for-like | {twin:.2f} | {twin - plain:+.2f} |" in rows["channel-first-k7-r16-twin"]
+    assert rows["plain"].endswith("|  |")  # nothing to compare the plain network with
+
+
 def test_both_gates_off_is_the_plain_baseline(app):
     app.selectbox(key="block").set_value("layer2.0").run()
     app.sidebar.toggle(key="ca").set_value(False).run()
     app.sidebar.toggle(key="sa").set_value(False).run()
     assert model_name(app) == "plain" and any("without attention" in i.value for i in app.info)
+    facts = next(m.value for m in app.markdown if "test images**" in m.value)
+    assert "mirror image" in facts and "attention shown" not in facts  # nothing to show: no word about it
     app.sidebar.toggle(key="ca").set_value(True).run()  # back to a model with blocks: the chosen block again
     assert app.selectbox(key="block").value == "layer2.0"
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..models.config import KERNEL_SIZES, ORDERS, REDUCTIONS
+from ..models.registry import PROTOCOLS, VariantKey, key_of
 from ..render.overlays import COLORMAPS
 from ..render.tables import points
 
@@ -38,6 +39,7 @@ def start_values(query: Mapping[str, str], samples: list[str]) -> dict:
         "model": _read(query, "model", "cifar10", MODELS),
         "ca": _read(query, "ca", True, cast=_as_bool), "sa": _read(query, "sa", True, cast=_as_bool),
         "order": _read(query, "order", "channel-first", ORDERS),
+        "protocol": _read(query, "protocol", PROTOCOLS[0], PROTOCOLS),
         "kernel": _read(query, "kernel", 7, KERNEL_SIZES, int), "ratio": _read(query, "ratio", 16, REDUCTIONS, int),
         "cmap": _read(query, "cmap", "jet", COLORMAPS),
         "opacity": min(1.0, max(0.0, _read(query, "opacity", 0.5, cast=float))),
@@ -87,3 +89,22 @@ def classes_note(card: dict, few: int = 100) -> str | None:
     return (f"The built-in model knows only {len(classes)} classes ({', '.join(classes)}) and gives one of them to "
             "any photo. For everyday photos, choose the ImageNet CBAM-ResNet-50 (1,000 classes) under Model in "
             "the sidebar.")
+
+
+def configuration_rows(cards: list[dict], current: VariantKey) -> list[dict]:
+    """Every configuration of a family with its test accuracy and the protocol it was trained by,
+    and its difference from the plain network where that compares like with like: an end-to-end
+    model (same recipe and budget as the plain one) or a variant built on the plain network's own
+    convolutions. The variant on screen is marked "(shown)"."""
+    keyed = sorted(((key_of(c), c) for c in cards if c.get("metrics")),
+                   key=lambda kc: (kc[0].attention != "none", PROTOCOLS.index(kc[0].protocol), -kc[1]["metrics"]["test_top1"]))
+    plain = next((c for k, c in keyed if k.attention == "none"), None)
+    rows = []
+    for key, card in keyed:
+        top1 = card["metrics"]["test_top1"]
+        fair = plain is not None and key.attention != "none" and (
+            card.get("backbone") is None or card["backbone"]["name"] == plain["name"])
+        rows.append({"variant": card["name"] + (" (shown)" if key == current else ""), "trained": key.protocol,
+                     "test top-1 %": f"{top1:.2f}",
+                     "vs plain (pts)": f"{top1 - plain['metrics']['test_top1']:+.2f}" if fair else ""})
+    return rows

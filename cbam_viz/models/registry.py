@@ -3,9 +3,11 @@
     family = Family()                       # assets/family by default
     model, card = family.load_variant(order="spatial-first", kernel_size=3, reduction=8)
 
-Each variant is a model card (``<name>.json``) and a safetensors file. Variants trained on top of
-the canonical model store only what they trained; the shared backbone is read once per
-:class:`Family` and kept, so switching variants costs one small file.
+Each variant is a model card (``<name>.json``) and a safetensors file. A variant is trained by one
+of two protocols: end-to-end (every parameter from scratch) or like-for-like (attention, BatchNorm
+and classifier trained on a shared backbone's frozen convolutions; such variants store only what
+they trained, and the backbone is read once per :class:`Family` and kept, so switching variants
+costs one small file). A configuration may exist under both: the canonical model and its twin.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,43 +38,57 @@ class VariantNotFound(LookupError):
     """No trained weights exist for the requested configuration."""
 
 
+PROTOCOLS = ("end-to-end", "like-for-like")
+
+
 @dataclass(frozen=True)
 class VariantKey:
-    """What the sidebar selects: gate order, kernel size, reduction ratio, which gates are on."""
+    """What the sidebar selects: gate order, kernel size, reduction ratio, which gates are on, and
+    the training protocol."""
 
     attention: str = "both"
     order: str | None = "channel-first"
     kernel_size: int | None = 7
     reduction: int | None = 16
+    protocol: str = "end-to-end"
 
     def __str__(self) -> str:
         if self.attention == "none":
             return "no attention (plain ResNet)"
         if self.attention == "channel":
-            return f"channel attention only, r={self.reduction}"
-        if self.attention == "spatial":
-            return f"spatial attention only, k={self.kernel_size}"
-        return f"{self.order}, k={self.kernel_size}, r={self.reduction}"
+            text = f"channel attention only, r={self.reduction}"
+        elif self.attention == "spatial":
+            text = f"spatial attention only, k={self.kernel_size}"
+        else:
+            text = f"{self.order}, k={self.kernel_size}, r={self.reduction}"
+        return f"{text} ({self.protocol})"
+
+    def comparable(self, other: VariantKey) -> bool:
+        """Whether accuracy and predictions of the two compare like with like: the same protocol, or
+        one of them is the plain network (the like-for-like variants' common base)."""
+        return self.protocol == other.protocol or "none" in (self.attention, other.attention)
 
 
 def key_of(card: dict) -> VariantKey:
     """The :class:`VariantKey` a card was trained for (irrelevant fields are None)."""
     cbam = card["architecture"]["cbam"]
+    protocol = PROTOCOLS[1] if card.get("backbone") else PROTOCOLS[0]
     if cbam is None:
-        return VariantKey("none", None, None, None)
+        return VariantKey("none", None, None, None, protocol)
     attention = cbam["attention"]
     return VariantKey(
         attention,
         cbam["order"] if attention == "both" else None,
         cbam["kernel_size"] if attention in ("both", "spatial") else None,
         cbam["reduction"] if attention in ("both", "channel") else None,
+        protocol,
     )
 
 
 def normalise_key(order: str = "channel-first", kernel_size: int = 7, reduction: int = 16,
-                  attention: str = "both") -> VariantKey:
+                  attention: str = "both", protocol: str = "end-to-end") -> VariantKey:
     """The key for sidebar values, dropping what the ablation makes irrelevant."""
-    return key_of({"architecture": {"cbam": None if attention == "none" else {
+    return key_of({"backbone": protocol == PROTOCOLS[1], "architecture": {"cbam": None if attention == "none" else {
         "order": order, "kernel_size": kernel_size, "reduction": reduction, "attention": attention}}})
 
 
@@ -94,6 +110,16 @@ class Family:
         """Every configuration that has trained weights."""
         return list(self.cards)
 
+    def resolve(self, key: VariantKey) -> VariantKey:
+        """``key`` when it was trained, else the same configuration by the other protocol (the
+        family trains most configurations one way only); :class:`VariantNotFound` if neither."""
+        if key in self.cards:
+            return key
+        for protocol in PROTOCOLS:
+            if (other := replace(key, protocol=protocol)) in self.cards:
+                return other
+        raise self._not_found(key)
+
     def canonical(self) -> dict:
         """The card of the end-to-end trained model that the other variants build on."""
         for card in self.cards.values():
@@ -104,9 +130,12 @@ class Family:
     def card(self, key: VariantKey) -> dict:
         """The card for ``key``; :class:`VariantNotFound` lists what exists otherwise."""
         if key not in self.cards:
-            have = "; ".join(str(k) for k in self.cards) or "none"
-            raise VariantNotFound(f"no trained weights for {key} under {self.root}. Trained configurations: {have}")
+            raise self._not_found(key)
         return self.cards[key]
+
+    def _not_found(self, key: VariantKey) -> VariantNotFound:
+        have = "; ".join(str(k) for k in self.cards) or "none"
+        return VariantNotFound(f"no trained weights for {key} under {self.root}. Trained configurations: {have}")
 
     def _verified(self, name: str, expected: str) -> Path:
         path = self.root / name
@@ -132,12 +161,13 @@ class Family:
         return copy.deepcopy(self._skeletons[key])
 
     def load_variant(self, order: str = "channel-first", kernel_size: int = 7, reduction: int = 16,
-                     attention: str = "both") -> tuple[nn.Module, dict]:
-        """The trained model (eval mode) and its card for a configuration of the sidebar's controls.
+                     attention: str = "both", protocol: str = "end-to-end") -> tuple[nn.Module, dict]:
+        """The trained model (eval mode) and its card for a configuration of the sidebar's controls
+        (by the other protocol where the configuration was trained one way only: :meth:`resolve`).
 
         Every weights file is checked against the sha256 in its card before use.
         """
-        return self.load(normalise_key(order, kernel_size, reduction, attention))
+        return self.load(self.resolve(normalise_key(order, kernel_size, reduction, attention, protocol)))
 
     def load(self, key: VariantKey) -> tuple[nn.Module, dict]:
         """Like :meth:`load_variant`, for a :class:`VariantKey`."""

@@ -1,0 +1,57 @@
+"""The app's cached resources, bounded: the family, its loaded variants, the precomputed gallery,
+the analyses, and the background import of torch. Streamlit's caches are the app's only state
+shared between sessions."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+
+import streamlit as st
+
+from ..explain.results import Analysis
+from ..models.registry import Family, VariantKey
+from .images import Limits, load_image
+from .precomputed import Precomputed
+
+LIMITS = Limits()
+
+
+@st.cache_resource(max_entries=4)
+def family(root: str) -> Family:
+    """The trained variants under ``root``."""
+    return Family(root)
+
+
+@st.cache_resource(max_entries=24, show_spinner="Loading the model (the first one also loads PyTorch)…")
+def variant(root: str, *key_fields):
+    """A loaded variant (model, card, lock for its forward passes), for the fields of its :class:`VariantKey`."""
+    model, card = family(root).load(VariantKey(*key_fields))
+    return model, card, threading.Lock()
+
+
+@st.cache_resource(max_entries=4)
+def precomputed(root: str) -> Precomputed:
+    """The gallery analysed in advance for the family under ``root``."""
+    return Precomputed(root)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def analysed(model_id: str, image_bytes: bytes, root: str, _card: dict, _load_model) -> Analysis:
+    """The analysis of an image: from the precomputed gallery when it is there, else run live."""
+    known = precomputed(root).analysis(_card, image_bytes)
+    if known is not None:
+        return known
+    from ..explain.analysis import analyse  # torch
+
+    model, card, lock = _load_model()
+    return analyse(model, load_image(image_bytes, LIMITS), card, lock=lock)
+
+
+@st.cache_resource
+def torch_in_background() -> threading.Thread:
+    """Import the analysis code (torch) once per server, so the first live analysis need not wait."""
+    thread = threading.Thread(target=importlib.import_module, args=("cbam_viz.explain.analysis",), daemon=True,
+                              name="cbam-viz-warm-up")
+    thread.start()
+    return thread
