@@ -17,7 +17,7 @@ from cbam_viz.app.controls import (MODELS, SCALES, Shown, attention_mode, baseli
                                    configuration_rows, prediction_rows, start_values)
 from cbam_viz.app.imagenet_panel import imagenet
 from cbam_viz.app.images import UPLOAD_TYPES, ImageError
-from cbam_viz.app.precomputed import SAMPLES
+from cbam_viz.app.precomputed import sample_files
 from cbam_viz.app.resources import LIMITS, analysed, family, torch_in_background, variant
 from cbam_viz.explain.results import Analysis
 from cbam_viz.explain.statistics import usual_spread
@@ -29,6 +29,7 @@ from cbam_viz.render import charts, overlays, tables
 from cbam_viz.render.exports import downloads
 
 st.set_page_config(page_title="cbam-viz", layout="wide")
+TEST_IMAGE = "cifar10-"  # the gallery's CIFAR-10 test images are named cifar10-<class>
 
 
 # ---------------------------------------------------------------- sections of the page
@@ -117,7 +118,7 @@ def like_for_like(baseline: dict | None, key: VariantKey | None, root: str, data
     return {"name": card["name"], "key": twin, "probs": dict(analysed(model_id, data, root, card, load).top)}
 
 
-def image_section(start: dict, samples: list[str], root: str, card: dict, model_id: str, load) -> tuple[str, bytes, Analysis]:
+def image_section(start: dict, samples: dict, root: str, card: dict, model_id: str, load) -> tuple[str, bytes, Analysis]:
     """The image (gallery, upload or camera) and its analysis."""
     source = st.radio("Image", ["gallery", "upload", "camera"], horizontal=True, key="source",
                       format_func=str.capitalize)
@@ -134,20 +135,28 @@ def image_section(start: dict, samples: list[str], root: str, card: dict, model_
             return label, data, analysed(model_id, data, root, card, load)
         except ImageError as e:
             st.error(f"{label}: {e} Showing the gallery image instead.")
-    st.selectbox("Gallery image", samples, samples.index(start["sample"]), key="sample",
-                 help="sources and licences: assets/samples/SOURCES.md")
+    names = list(samples)
+    st.selectbox("Gallery image", names, names.index(start["sample"]), key="sample", format_func=sample_label,
+                 help="photos: sources and licences in assets/samples/SOURCES.md; CIFAR-10 test images (the "
+                 "built-in model's own world): assets/samples/CIFAR10.md")
     label = st.session_state.sample
-    data = (SAMPLES / f"{label}.jpg").read_bytes()
+    data = samples[label].read_bytes()
     return label, data, analysed(model_id, data, root, card, load)
 
 
-def what_the_model_saw(result: Analysis, card: dict, uploaded: bool) -> None:
+def sample_label(name: str) -> str:
+    """A gallery image's name in the picker: what it shows and what kind of image it is."""
+    return f"{name.removeprefix(TEST_IMAGE)} (CIFAR-10 test image)" if name.startswith(TEST_IMAGE) else f"{name} (photo)"
+
+
+def what_the_model_saw(result: Analysis, card: dict, label: str, uploaded: bool) -> None:
     """The region of the photo the model saw beside the input it received, at the model's resolution."""
     if result.seen is None:
         return
     size = card["preprocessing"]["input_size"]
     photo, seen, note = st.columns([1, 1, 3])
-    photo.image(result.view, caption="the region the model saw", width=160)
+    photo.image(result.view, width=160, caption="a CIFAR-10 test image, enlarged (nearest neighbours)"
+                if label.startswith(TEST_IMAGE) and not uploaded else "the region the model saw")
     seen.image(overlays.enlarge(result.seen, 160), caption=f"what it received: {size}x{size} pixels", width=160)
     if uploaded and (text := classes_note(card)):
         note.info(text)
@@ -247,9 +256,9 @@ def exports(result: Analysis, block, config: dict) -> None:
 
 def main() -> None:
     ss = st.session_state
-    samples = sorted(p.stem for p in SAMPLES.glob("*.jpg"))
+    samples = sample_files()
     if "start" not in ss:  # read once per session, then passed to the widgets as their defaults
-        ss.start = start_values(st.query_params.to_dict(), samples)
+        ss.start = start_values(st.query_params.to_dict(), list(samples))
     start = ss.start
     weights_box = sidebar(start)
     st.title("What does CBAM attend to?")
@@ -258,7 +267,7 @@ def main() -> None:
     builtin = ss.model == "cifar10"
     card, model_id, load, key = builtin_model(root, attention) if builtin else (*imagenet(weights_box, ss.order), None)
     label, data, result = image_section(start, samples, root, card, model_id, load)
-    what_the_model_saw(result, card, uploaded=ss.source != "gallery" and label != ss.get("sample"))
+    what_the_model_saw(result, card, label, uploaded=ss.source != "gallery" and label != ss.get("sample"))
     predictions_and_card(result, card, Shown(label, ss.model, model_id), key, root, data)
     if not result.blocks:
         st.info("This is the plain ResNet without attention: there is no channel weight or spatial map to show. "

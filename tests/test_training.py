@@ -268,3 +268,36 @@ def test_translate_shifts_each_image_with_reflection():
     assert torch.equal(out[0], x[0])  # offset (pad, pad): unshifted
     assert torch.equal(out[1, :, 2:, :2], x[1, :, :2, 2:])  # 2 down, 2 left
     assert torch.equal(out[1, :, 0], x[1, :, 2, [2, 3, 2, 1]])  # reflected rows and columns
+
+
+def test_gallery_gets_correctly_classified_test_images(tiny_dataset, tiny_family, tmp_path):
+    from PIL import Image
+
+    from cbam_viz.app.images import load_image
+    from cbam_viz.app.precomputed import sample_files
+    from cbam_viz.explain.analysis import analyse
+    from cbam_viz.training.gallery import export_test_images
+
+    written = export_test_images(tiny_family, tiny_dataset, tmp_path)
+    assert written and set(sample_files(tmp_path).values()) == set(written)
+    model, card = Family(tiny_family).load(key_of(json.loads((tiny_family / "canonical.json").read_text())))
+    listing = (tmp_path / "CIFAR10.md").read_text()
+    for path in written:
+        name = path.stem.removeprefix("cifar10-")
+        assert Image.open(path).size == (16, 16)  # the test image as the model receives it, losslessly
+        assert analyse(model, load_image(path.read_bytes()), card).top[0][0] == name
+        assert f"| `{path.name}` | {name} | `test/{name}/" in listing
+    assert "https://www.cs.toronto.edu/~kriz/cifar.html" in listing
+    assert listing.count("\n| ") == 1 + len(CLASSES)  # a row per class, also for one with no correct image
+
+
+def test_small_images_are_enlarged_with_nearest_neighbours():
+    from PIL import Image
+
+    from cbam_viz.explain.results import display_view
+
+    pixels = np.arange(16 * 16 * 3, dtype=np.uint8).reshape(16, 16, 3)
+    view = display_view(Image.fromarray(pixels), 64)
+    assert (view[::4, ::4] == pixels).all() and (view[1::4, 1::4] == pixels).all()  # blocks of 4x4 equal pixels
+    photo = display_view(Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), np.uint8)), 64)
+    assert len(np.unique(photo.reshape(-1, 3), axis=0)) > 1600  # a photo is resized smoothly

@@ -29,6 +29,12 @@ from .images import load_image
 
 FILE_NAME = "precomputed.npz"
 SAMPLES = Path(__file__).resolve().parents[2] / "assets" / "samples"
+SAMPLE_TYPES = (".jpg", ".png")
+
+
+def sample_files(folder: str | os.PathLike = SAMPLES) -> dict[str, Path]:
+    """The gallery's images by name (file stem): the licensed photos and the CIFAR-10 test images."""
+    return {p.stem: p for p in sorted(Path(folder).iterdir()) if p.suffix in SAMPLE_TYPES and p.is_file()}
 
 
 class Precomputed:

@@ -62,5 +62,9 @@ def top_classes(probabilities: np.ndarray, classes: list[str], k: int = 5) -> li
 
 
 def display_view(crop: Image.Image, display_size: int = 384) -> np.ndarray:
-    """The model's crop at display resolution, uint8 (display_size, display_size, 3)."""
-    return cv2.resize(np.asarray(crop, dtype=np.uint8), (display_size, display_size), interpolation=cv2.INTER_CUBIC)
+    """The model's crop at display resolution, uint8 (display_size, display_size, 3). A crop at most
+    a quarter of that size (a 32x32 test image) is enlarged with nearest neighbours, so that its
+    pixels stay visible as pixels; a photo is resized smoothly."""
+    nearest = max(crop.size) * 4 <= display_size
+    return cv2.resize(np.asarray(crop, dtype=np.uint8), (display_size, display_size),
+                      interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_CUBIC)

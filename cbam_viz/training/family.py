@@ -3,6 +3,7 @@
     python -m cbam_viz.family train --data ~/.cache/cbam-viz/cifar10 --out DIR \\
         --dataset-archive ../shared/data/cifar10-jpg.tar.gz      # (re)trains what is missing
     python -m cbam_viz.family table --out DIR --update-readme README.md   # accuracy table from the cards
+    python -m cbam_viz.family test-images --out DIR --data ~/.cache/cbam-viz/cifar10   # CIFAR-10 images for the gallery
 
 The family is the half-width CBAM-ResNet-18 for 32 px images. The plain network (no attention)
 and the canonical model (channel-first, k=7, r=16) are trained end-to-end with one recipe and
@@ -157,12 +158,19 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--only", nargs="+", help="train only these variant names")
     g = sub.add_parser("gallery", help="analyse the sample images with the canonical model for the app's first page")
     g.add_argument("--out", type=Path, default=DEFAULT_ROOT)
+    ti = sub.add_parser("test-images", help="export one CIFAR-10 test image per class, classified correctly, to the gallery")
+    ti.add_argument("--out", type=Path, default=DEFAULT_ROOT)
+    ti.add_argument("--data", type=Path, required=True, help="image folder with test/<class>/*")
     s = sub.add_parser("table", help="print the family's accuracy table from the cards")
     s.add_argument("--out", type=Path, default=DEFAULT_ROOT)
     s.add_argument("--update-readme", type=Path, help="write the table into this README between its markers")
     args = p.parse_args(argv)
     if args.command == "train":
         return train_family(args.data, args.out, args.dataset_archive, args.only)
+    if args.command == "test-images":
+        for path in gallery.export_test_images(args.out, args.data):
+            print(path)
+        return 0
     if args.command == "gallery":
         print(f"{gallery.write(args.out)}: the gallery analysed by the canonical model")
         return 0
