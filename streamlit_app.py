@@ -275,7 +275,8 @@ def main() -> None:
         st.stop()
     block = one_block(result, start, card)
     every_block(result)
-    classroom(card, ss.order if (ss.ca and ss.sa) or not builtin else None)
+    classroom(card, ss.order if (ss.ca and ss.sa) or not builtin else None,
+              list(family(root).cards.values()) if builtin else None)
     exports(result, block, {"model": ss.model, "variant": card["name"], "attention": attention if builtin else "both",
                             "order": ss.order, "kernel_size": start["kernel"] if builtin else 7,
                             "reduction": start["ratio"] if builtin else 16, "image": label})

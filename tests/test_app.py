@@ -202,6 +202,10 @@ def test_classroom_panel_is_drawn_when_opened(app, app_family):
     cx = card["complexity"]
     assert f"{cx['params']:,} parameters, of which {cx['attention_params']:,} in CBAM" in figures
     assert f"**Accuracy** (model card): {card['metrics']['test_top1']:.2f}% top-1" in figures
+    paper = next(m.value for m in app.markdown if m.value.startswith("| choice | ours: test top-1 % | the paper |"))
+    spatial_first = [json.loads((app_family / f"spatial-first-k{k}-r16.json").read_text())["metrics"]["test_top1"]
+                     for k in (3, 7)]  # the family's like-for-like spatial-first variants
+    assert f"| order: spatial-first | {sum(spatial_first) / 2:.2f} (mean of 2) | Table 3: slightly worse" in paper
     app.session_state["classroom"] = False
     assert not app.run().latex
 

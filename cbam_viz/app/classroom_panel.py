@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..explain.classroom import (CHANNEL_FORMULA, ORDER_FORMULAS, SPATIAL_FORMULA, configuration_figures, placement,
-                                 reference_cbam512)
+from ..explain.classroom import (CHANNEL_FORMULA, ORDER_FORMULAS, PAPER, PAPER_CHECK, SPATIAL_FORMULA,
+                                 configuration_figures, paper_comparison, placement, reference_cbam512)
 from ..render import tables
 
 
-def classroom(card: dict, order: str | None) -> None:
+def classroom(card: dict, order: str | None, family_cards: list[dict] | None = None) -> None:
     """How CBAM works, with this configuration's figures; drawn only while open (formulas load KaTeX).
-    ``order`` is the gates' order when both are on, else None."""
+    ``order`` is the gates' order when both are on, else None; with the built-in family's cards, its
+    like-for-like accuracy per choice beside the paper's findings."""
     panel = st.expander("How CBAM works (for the classroom)", key="classroom", on_change="rerun")
     if not panel.open:
         return
@@ -29,3 +30,8 @@ def classroom(card: dict, order: str | None) -> None:
         cx = card["complexity"]
         st.markdown(tables.markdown_table([{"CBAM block": n, "parameters": f"{v['params']:,}", "FLOPs": f"{v['flops']:,}"}
                                            for n, v in cx["blocks"].items()]))
+        if family_cards:
+            st.markdown("**This family beside the paper**: like-for-like accuracy per choice (CIFAR-10)")
+            st.markdown(tables.markdown_table(paper_comparison(family_cards)))
+            st.caption(f"The paper: {PAPER}; its findings as checked against {PAPER_CHECK}. Its numbers are not "
+                       "quoted: they could not be verified here.")

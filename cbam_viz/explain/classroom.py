@@ -50,3 +50,39 @@ def configuration_figures(card: dict, reference: dict[str, int]) -> str:
     if card.get("metrics"):
         text += f"  \n**Accuracy** (model card): {card['metrics']['test_top1']:.2f}% top-1."
     return text
+
+
+PAPER = "Woo et al., CBAM: Convolutional Block Attention Module, ECCV 2018 (ImageNet-1K, ResNet-50)"
+PAPER_CHECK = ("https://sh-tsang.medium.com/reading-cbam-convolutional-block-attention-module-image-classification-"
+               "ddbaf10f7430")
+# What the paper found for each choice the family varies, only where its text could be checked here
+# (through the summary at PAPER_CHECK); its tables' numbers could not be, so none is quoted.
+PAPER_FINDINGS = {
+    ("order", "channel-first"): "Table 3: the best arrangement; sequential beats parallel",
+    ("order", "spatial-first"): "Table 3: slightly worse than channel-first",
+    ("order", "parallel"): "Table 3: worse than either sequential order",
+}
+
+
+def paper_comparison(cards: list[dict]) -> list[dict]:
+    """Our like-for-like test accuracy per order, kernel size and ablation (mean over the trained
+    configurations that share it) beside what the paper found for the same choice."""
+    from statistics import mean
+
+    from ..models.registry import key_of
+
+    keyed = [(key_of(c), c["metrics"]["test_top1"]) for c in cards if c.get("metrics")]
+    fair = [(k, a) for k, a in keyed if k.protocol == "like-for-like"]
+    groups = [(("order", o), [a for k, a in fair if k.attention == "both" and k.order == o]) for o in ORDER_FORMULAS]
+    groups += [(("kernel", k), [a for key, a in fair if key.attention == "both" and key.kernel_size == k]) for k in (3, 7)]
+    groups += [(("gates", g), [a for k, a in fair if k.attention == g]) for g in ("both", "channel", "spatial")]
+    groups.append((("gates", "none"), [a for k, a in keyed if k.attention == "none"]))
+    names = {"both": "channel and spatial (CBAM)", "channel": "channel only", "spatial": "spatial only",
+             "none": "none (the plain network)"}
+    rows = []
+    for (kind, value), accs in groups:
+        choice = f"k = {value}" if kind == "kernel" else names.get(value, value) if kind == "gates" else value
+        rows.append({"choice": f"{kind}: {choice}",
+                     "ours: test top-1 %": f"{mean(accs):.2f} (mean of {len(accs)})" if accs else "not trained",
+                     "the paper": PAPER_FINDINGS.get((kind, value), "not quoted (not verifiable here)")})
+    return rows

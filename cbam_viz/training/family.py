@@ -25,10 +25,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..explain.classroom import PAPER, PAPER_CHECK, paper_comparison
 from ..models.cards import read_card, training_minutes
 from ..models.registry import DEFAULT_ROOT
 from ..models.config import KERNEL_SIZES, ORDERS, REDUCTIONS
 from ..models.weights import sha256_file
+from ..render.tables import markdown_table
 from . import gallery
 
 CANONICAL = "channel-first-k7-r16"
@@ -134,8 +136,10 @@ def table(out: Path) -> str:
         "|---|---|---|---|---|---|---|---|---|---|"
     )
     count = f"{len(cards)} variant{'s' if len(cards) != 1 else ''}"
+    paper = (f"\nBeside the paper ({PAPER}; findings checked against {PAPER_CHECK}, numbers not verifiable "
+             f"here so not quoted):\n\n{markdown_table(paper_comparison(cards))}\n")
     return (f"{head}\n" + "\n".join(rows) + f"\n\n{count}: {train_h:.2f} h of training and "
-            f"{total_h - train_h:.2f} h of evaluation, {total_h:.2f} h in all.\n")
+            f"{total_h - train_h:.2f} h of evaluation, {total_h:.2f} h in all.\n" + paper)
 
 
 def update_readme(readme: Path, text: str) -> None:
