@@ -16,6 +16,7 @@ from cbam_viz.app.classroom_panel import classroom
 from cbam_viz.app.controls import (MODELS, SCALES, Shown, attention_mode, baseline_for, classes_note,
                                    configuration_rows, prediction_rows, start_values)
 from cbam_viz.app.imagenet_panel import imagenet
+from cbam_viz.app.lesson_panel import knockout_panel, step_through_panel
 from cbam_viz.app.images import UPLOAD_TYPES, ImageError
 from cbam_viz.app.precomputed import sample_files
 from cbam_viz.app.resources import LIMITS, analysed, family, torch_in_background, variant
@@ -274,6 +275,8 @@ def main() -> None:
                 "Turn a gate back on in the sidebar to compare.")
         st.stop()
     block = one_block(result, start, card)
+    step_through_panel(load, data, card, block.name, ss.cmap)
+    knockout_panel(load, data, card, block.name)
     every_block(result)
     classroom(card, ss.order if (ss.ca and ss.sa) or not builtin else None,
               list(family(root).cards.values()) if builtin else None)

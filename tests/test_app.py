@@ -178,6 +178,30 @@ def test_configurations_compare_like_with_like(app, app_family):
     assert rows["plain"].endswith("|  |")  # nothing to compare the plain network with
 
 
+def test_step_through_and_knockouts_run_on_the_image_shown(app, app_family):
+    app.session_state["steps"] = True
+    app.selectbox(key="block").set_value("layer2.0").run()
+    assert not app.exception and not app.error
+    titles = [json.loads(c.proto.spec).get("title") for c in app.get("vega_lite_chart")]
+    assert sorted(t for t in titles if t and t[0].isdigit()) == ["1. descriptors: AvgPool and MaxPool", "2. shared MLP, hidden layer after ReLU",
+                          "3. the MLP's two outputs and their sum", "4. sigmoid of the sum: the weights Mc"]
+    steps = [c for image in app.image for c in image.captions if c[:2] in ("1.", "2.", "3.", "4.", "5.")]
+    assert [c.split(":")[0] for c in steps] == ["1. channel mean", "1. channel max", "2. kernel, mean plane",
+                                               "2. kernel, max plane", "3. convolution", "4. before the sigmoid", "5. Ms"]
+    assert any(m.value.startswith("**Refined output** = input x Mc x Ms") for m in app.markdown)
+    app.session_state["steps"] = False
+    app.session_state["knockouts"] = True
+    app.run()
+    assert not app.exception and not app.error
+    app.selectbox(key="knockout").set_value("spatial-one").run()
+    app.radio(key="knockout_scope").set_value("every").run()
+    tables = [m.value for m in app.markdown if m.value.startswith("| block | probability | drop (pts)")]
+    assert len(tables) == 1 and len(tables[0].splitlines()) == 2 + 3  # one row per block of the tiny family
+    assert any(m.value.startswith("**Top-5 with the knock-out** (3 block(s))") for m in app.markdown)
+    app.selectbox(key="knockout").set_value("keep-top").run()
+    assert app.number_input(key="knockout_k").value == 10 and not app.exception
+
+
 def test_both_gates_off_is_the_plain_baseline(app):
     app.selectbox(key="block").set_value("layer2.0").run()
     app.sidebar.toggle(key="ca").set_value(False).run()

@@ -121,3 +121,4 @@ def test_knockout_table_ranks_the_blocks_and_leaves_no_hook():
     assert hook_count(model) == 0
     with pytest.raises(ValueError, match="unknown knock-out"):
         knockout_table(model, x, "everything-off")
+

@@ -14,11 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor, nn
-
-from .steps import cbam_modules
+if TYPE_CHECKING:  # torch is imported when a knock-out runs: the page lists them without it
+    from torch import Tensor, nn
 
 KNOCKOUTS = {
     "channel-one": "Mc := 1 (channel gate off)",
@@ -31,6 +30,8 @@ KNOCKOUTS = {
 
 
 def _replacement(kind: str, k: int):
+    import torch
+
     def replace(weights: Tensor) -> Tensor:
         if kind.endswith("-one"):
             return torch.ones_like(weights)
@@ -46,6 +47,8 @@ def _replacement(kind: str, k: int):
 @contextmanager
 def knocked_out(model: nn.Module, blocks: Iterable[str], kind: str, k: int = 10) -> Iterator[None]:
     """Within the context, the gate that ``kind`` names returns its replacement in each of ``blocks``."""
+    from .steps import cbam_modules
+
     if kind not in KNOCKOUTS:
         raise ValueError(f"unknown knock-out {kind!r}; one of {', '.join(KNOCKOUTS)}")
     cbams = cbam_modules(model)
@@ -69,15 +72,19 @@ class KnockoutRow:
     top_class: int  # the top class after the knock-out
 
 
-@torch.no_grad()
 def knockout_table(model: nn.Module, x: Tensor, kind: str, k: int = 10) -> tuple[int, float, list[KnockoutRow]]:
     """The intact top class and its probability, and one row per CBAM block knocked out alone,
     sorted from the largest drop ("which block's attention matters most for this image")."""
-    probs = model(x).softmax(1)[0]
-    top = int(probs.argmax())
-    rows = []
-    for name in cbam_modules(model):
-        with knocked_out(model, [name], kind, k):
-            after = model(x).softmax(1)[0]
-        rows.append(KnockoutRow(name, float(after[top]), float(probs[top] - after[top]), int(after.argmax())))
+    import torch
+
+    from .steps import cbam_modules
+
+    with torch.no_grad():
+        probs = model(x).softmax(1)[0]
+        top = int(probs.argmax())
+        rows = []
+        for name in cbam_modules(model):
+            with knocked_out(model, [name], kind, k):
+                after = model(x).softmax(1)[0]
+            rows.append(KnockoutRow(name, float(after[top]), float(probs[top] - after[top]), int(after.argmax())))
     return top, float(probs[top]), sorted(rows, key=lambda r: -r.drop)

@@ -104,3 +104,22 @@ def matplotlib_scale(cmap: str, vmin: float, vmax: float, stops: int = 17) -> al
     colours = colorize(values, cmap, vmin, vmax)
     return alt.Scale(domain=values.tolist(), range=["#%02x%02x%02x" % tuple(c) for c in colours], clamp=True,
                      interpolate="rgb")
+
+
+def step_bars(series: dict[str, np.ndarray], title: str, y_title: str, x_title: str = "channel") -> alt.Chart:
+    """Per-channel (or per-unit) values of one step, one bar colour per series (e.g. the average and
+    max descriptors), with exact values on hover."""
+    frame = pd.DataFrame([{"index": i, "series": name, "value": float(v)}
+                          for name, values in series.items() for i, v in enumerate(values)])
+    return (
+        alt.Chart(frame, title=title)
+        .mark_bar()
+        .encode(
+            x=alt.X("index:O", title=x_title, axis=alt.Axis(labelOverlap="greedy", labelAngle=0)),
+            xOffset="series:N",
+            y=alt.Y("value:Q", title=y_title),
+            color=alt.Color("series:N", title=None, legend=alt.Legend(orient="top")),
+            tooltip=[alt.Tooltip("series:N"), alt.Tooltip("index:O"), alt.Tooltip("value:Q", format=".5f")],
+        )
+        .properties(height=200)
+    )

@@ -1,0 +1,122 @@
+"""The page's lesson sections: step through the selected block's math, and knock its gates out.
+
+Streamlit code. Both run the loaded model on the image shown, under the model's lock, and are drawn
+only while their expander is open: a closed one costs nothing, and loads no torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import streamlit as st
+
+from ..explain.knockouts import KNOCKOUTS
+from ..render import charts, overlays, tables
+from .resources import LIMITS
+
+if TYPE_CHECKING:
+    from ..explain.steps import BlockSteps
+
+
+
+def _model_input(data: bytes, card: dict):
+    from ..explain.analysis import model_input  # torch
+    from .images import load_image
+
+    return model_input(load_image(data, LIMITS), card["preprocessing"])[0]
+
+
+def _map(values: np.ndarray, cmap: str, caption: str, col) -> None:
+    lo, hi = float(values.min()), float(values.max())
+    picture = overlays.colorize(values, cmap, lo, hi if hi > lo else lo + 1e-12)
+    col.image(overlays.enlarge(picture, 150), caption=f"{caption}: {lo:.4f} to {hi:.4f}", width=150)
+
+
+def _channel_steps(steps: BlockSteps) -> None:
+    c = steps.channel
+    first = steps.sequence[0] == "channel" or steps.order == "parallel"
+    st.markdown(f"**Channel gate** on {'the block input' if first else 'the spatially gated features'} "
+                f"({len(c.weights)} channels, {len(c.hidden_avg)} hidden units)")
+    left, right = st.columns(2)
+    left.altair_chart(charts.step_bars({"average": c.avg, "max": c.max}, "1. descriptors: AvgPool and MaxPool",
+                                       "value"), width="stretch")
+    right.altair_chart(charts.step_bars({"average": c.hidden_avg, "max": c.hidden_max},
+                                        "2. shared MLP, hidden layer after ReLU", "value", "hidden unit"), width="stretch")
+    left.altair_chart(charts.step_bars({"MLP(average)": c.mlp_avg, "MLP(max)": c.mlp_max, "sum": c.logits},
+                                       "3. the MLP's two outputs and their sum", "logit"), width="stretch")
+    right.altair_chart(charts.step_bars({"Mc": c.weights}, "4. sigmoid of the sum: the weights Mc", "weight"),
+                       width="stretch")
+
+
+def _spatial_steps(steps: BlockSteps, cmap: str) -> None:
+    s = steps.spatial
+    first = steps.sequence[0] == "spatial" or steps.order == "parallel"
+    st.markdown(f"**Spatial gate** on {'the block input' if first else 'the channel-gated features'} "
+                f"({s.weights.shape[0]}x{s.weights.shape[1]} positions, a {s.kernel.shape[-1]}x{s.kernel.shape[-1]} kernel)")
+    cols = st.columns(7)
+    for col, (values, caption) in zip(cols, [(s.mean, "1. channel mean"), (s.max, "1. channel max"),
+                                             (s.kernel[0], "2. kernel, mean plane"), (s.kernel[1], "2. kernel, max plane"),
+                                             (s.conv, "3. convolution"), (s.logits, "4. before the sigmoid"),
+                                             (s.weights, "5. Ms")]):
+        _map(values, cmap, caption, col)
+
+
+def step_through_panel(load, data: bytes, card: dict, block: str, cmap: str) -> None:
+    """The selected block's computation on this image, gate by gate in the block's order."""
+    panel = st.expander("How the selected block computes its gates, step by step", key="steps", on_change="rerun")
+    if not panel.open:
+        return
+    from ..explain.steps import step_through  # torch
+
+    model, _, lock = load()
+    with lock:
+        steps = step_through(model, block, _model_input(data, card))
+    with panel:
+        st.caption(f"{block}, order {steps.order}. Every value is captured from the real modules on this image (forward hooks).")
+        for gate in steps.sequence:
+            if gate == "channel":
+                _channel_steps(steps)
+            else:
+                _spatial_steps(steps, cmap)
+        change = np.abs(steps.output - steps.input)
+        st.markdown(f"**Refined output** = input x Mc x Ms: the features change by {change.mean():.4f} on average "
+                    f"(largest change {change.max():.4f}; input magnitude {np.abs(steps.input).mean():.4f}).")
+
+
+def knockout_panel(load, data: bytes, card: dict, block: str) -> None:
+    """Interventions on the loaded model's gates: the new top-5 and which block matters most here."""
+    panel = st.expander("Knock a gate out (an intervention on this model)", key="knockouts", on_change="rerun")
+    if not panel.open:
+        return
+    with panel:
+        st.caption("Same weights, one gate's output replaced during the pass: unlike the sidebar, which loads other "
+                   "trained models.")
+        kind = st.selectbox("Intervention", list(KNOCKOUTS), format_func=KNOCKOUTS.get, key="knockout")
+        stage = block.split(".")[0]
+        scope = st.radio("Where", ["block", "stage", "every"], horizontal=True, key="knockout_scope",
+                         format_func={"block": f"this block ({block})", "stage": f"its stage ({stage})",
+                                      "every": "every block"}.get)
+        k = st.number_input("k (top-k channels)", 1, 512, 10, key="knockout_k") if kind.endswith("-top") else 10
+        import torch
+
+        from ..explain.knockouts import knocked_out, knockout_table
+        from ..explain.steps import cbam_modules
+
+        model, _, lock = load()
+        x, classes = _model_input(data, card), card["classes"]
+        with lock, torch.no_grad():
+            names = list(cbam_modules(model))
+            chosen = {"block": [block], "stage": [n for n in names if n.split(".")[0] == stage], "every": names}[scope]
+            with knocked_out(model, chosen, kind, int(k)):
+                probs = model(x).softmax(1)[0]
+            top, p, rows = knockout_table(model, x, kind, int(k))
+        left, right = st.columns(2)
+        order = probs.argsort(descending=True)[:5].tolist()
+        left.markdown(f"**Top-5 with the knock-out** ({len(chosen)} block(s)):")
+        left.markdown(tables.markdown_table([{"class": classes[i], "probability": f"{100 * float(probs[i]):.1f}%"}
+                                             for i in order], index="rank"))
+        right.markdown(f"**Each block alone**: the probability of *{classes[top]}* ({100 * p:.1f}% intact)")
+        right.markdown(tables.markdown_table([
+            {"block": r.block, "probability": f"{100 * r.probability:.1f}%", "drop (pts)": f"{100 * r.drop:+.1f}",
+             "top class": classes[r.top_class]} for r in rows]))
