@@ -16,7 +16,7 @@ from cbam_viz.app.classroom_panel import classroom
 from cbam_viz.app.controls import (MODELS, SCALES, Shown, attention_mode, baseline_for, classes_note,
                                    configuration_rows, prediction_rows, start_values)
 from cbam_viz.app.imagenet_panel import imagenet
-from cbam_viz.app.lesson_panel import knockout_panel, step_through_panel
+from cbam_viz.app.lesson_panel import grad_cam_panel, knockout_panel, step_through_panel
 from cbam_viz.app.images import UPLOAD_TYPES, ImageError
 from cbam_viz.app.precomputed import sample_files
 from cbam_viz.app.resources import LIMITS, analysed, family, torch_in_background, variant
@@ -246,12 +246,15 @@ def every_block(result: Analysis) -> None:
         st.altair_chart(charts.weight_distribution(result), width="stretch")
 
 
+def style() -> dict:
+    """The sidebar's display settings for an overlay."""
+    return {k: st.session_state[k] for k in ("cmap", "opacity", "smooth", "scale")}
+
+
 def exports(result: Analysis, block, config: dict) -> None:
     """Download buttons for the view's figures (PNG, SVG), channel weights (CSV) and predictions (JSON)."""
-    ss = st.session_state
-    row = st.container(horizontal=True)
-    style = dict(cmap=ss.cmap, opacity=ss.opacity, smooth=ss.smooth, scale=ss.scale)
-    for label, data, name, mime in downloads(result, block, config, style, ss.topk, ss.sort):
+    row, ss = st.container(horizontal=True), st.session_state
+    for label, data, name, mime in downloads(result, block, config, style(), ss.topk, ss.sort):
         row.download_button(label, data, name, mime, on_click="ignore")  # saving a file needs no rerun
 
 
@@ -277,6 +280,7 @@ def main() -> None:
     block = one_block(result, start, card)
     step_through_panel(load, data, card, block.name, ss.cmap)
     knockout_panel(load, data, card, block.name)
+    grad_cam_panel(load, data, card, result, block, style())
     every_block(result)
     classroom(card, ss.order if (ss.ca and ss.sa) or not builtin else None,
               list(family(root).cards.values()) if builtin else None)

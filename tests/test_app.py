@@ -200,6 +200,16 @@ def test_step_through_and_knockouts_run_on_the_image_shown(app, app_family):
     assert any(m.value.startswith("**Top-5 with the knock-out** (3 block(s))") for m in app.markdown)
     app.selectbox(key="knockout").set_value("keep-top").run()
     assert app.number_input(key="knockout_k").value == 10 and not app.exception
+    app.session_state["knockouts"] = False
+    app.session_state["gradcam"] = True
+    app.run()
+    assert not app.exception and not app.error
+    captions = [c for image in app.image for c in image.captions]
+    assert any(c.startswith("Grad-CAM for ") and "at layer2.0's output" in c for c in captions)
+    assert any(m.value.startswith("Rank correlation (Spearman) of the two maps: **") for m in app.markdown)
+    app.radio(key="cam_method").set_value("gradcam++").run()
+    app.selectbox(key="cam_class").set_value(1).run()
+    assert any(c.startswith("Grad-CAM++ for green at layer2.0") for image in app.image for c in image.captions)
 
 
 def test_both_gates_off_is_the_plain_baseline(app):

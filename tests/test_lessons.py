@@ -2,6 +2,8 @@
 
 import copy
 
+import numpy as np
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -122,3 +124,38 @@ def test_knockout_table_ranks_the_blocks_and_leaves_no_hook():
     with pytest.raises(ValueError, match="unknown knock-out"):
         knockout_table(model, x, "everything-off")
 
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_grad_cam_matches_pytorch_grad_cam(method, arch):
+    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
+    from pytorch_grad_cam.utils.image import scale_cam_image
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from cbam_viz.explain.gradcam import grad_cam
+
+    if arch == "resnet18":
+        model, x, layer = small(), torch.randn(1, 3, 32, 32), "layer2.0"
+    else:
+        torch.manual_seed(0)
+        model, x, layer = cbam_resnet50(CBAMConfig(layout="official"), num_classes=1000).eval(), torch.randn(1, 3, 96, 96), "layer3.5"
+    ours, cls = grad_cam(model, x, layer, method=method)
+    assert cls == int(model(x).argmax()) and all(p.grad is None for p in model.parameters())
+    assert hook_count(model) == 0
+    reference = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus}[method]
+    with reference(model=model, target_layers=[model.get_submodule(layer)]) as cam:
+        theirs = cam(input_tensor=x, targets=[ClassifierOutputTarget(cls)])[0]
+    mine = scale_cam_image(scale_cam_image(ours[None], (x.shape[-1], x.shape[-2])))[0]
+    assert np.abs(mine - theirs).max() < 1e-5
+    other, _ = grad_cam(model, x, layer, target=(cls + 1) % 10, method=method)
+    assert not np.allclose(other, ours)
+
+
+def test_rank_correlation():
+    from cbam_viz.explain.gradcam import rank_correlation
+
+    a = np.arange(16.0).reshape(4, 4)
+    assert rank_correlation(a, a ** 3) == pytest.approx(1.0)
+    assert rank_correlation(a, -a) == pytest.approx(-1.0)
+    assert np.isnan(rank_correlation(a, np.ones_like(a)))

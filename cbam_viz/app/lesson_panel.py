@@ -120,3 +120,33 @@ def knockout_panel(load, data: bytes, card: dict, block: str) -> None:
         right.markdown(tables.markdown_table([
             {"block": r.block, "probability": f"{100 * r.probability:.1f}%", "drop (pts)": f"{100 * r.drop:+.1f}",
              "top class": classes[r.top_class]} for r in rows]))
+
+
+def grad_cam_panel(load, data: bytes, card: dict, result, block, style: dict) -> None:
+    """Grad-CAM or Grad-CAM++ at the selected block's output, beside the block's spatial map Ms."""
+    panel = st.expander("Class evidence: Grad-CAM beside the spatial map", key="gradcam", on_change="rerun")
+    if not panel.open:
+        return
+    from ..explain.gradcam import METHODS, grad_cam, rank_correlation  # torch
+
+    with panel:
+        left, right = st.columns(2)
+        method = left.radio("Method", list(METHODS), format_func=METHODS.get, horizontal=True, key="cam_method")
+        classes = card["classes"]
+        target = right.selectbox("Class", [None, *range(len(classes))], key="cam_class",
+                                 format_func=lambda c: "the predicted class" if c is None else classes[c])
+        model, _, lock = load()
+        with lock:
+            cam, cls = grad_cam(model, _model_input(data, card), block.name, target, method)
+        left, right = st.columns(2)
+        right.image(overlays.overlay(result.view, cam, **{**style, "scale": "relative"}), width="stretch",
+                    caption=f"{METHODS[method]} for {classes[cls]} at {block.name}'s output ({cam.shape[0]}x{cam.shape[1]}): "
+                            f"where the evidence for the class lies (relative colour scale: a CAM has no fixed range)")
+        if block.spatial_map is None:
+            left.info("Spatial attention is off in this configuration: no map Ms to compare with.")
+            return
+        left.image(overlays.overlay(result.view, block.spatial_map, **style), width="stretch",
+                   caption=f"{block.name}: spatial map Ms, where the block attends")
+        rho = rank_correlation(cam, block.spatial_map)
+        st.markdown(f"Rank correlation (Spearman) of the two maps: **{rho:+.2f}**" if rho == rho else
+                    "Rank correlation undefined: one of the maps is constant.")
