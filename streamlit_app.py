@@ -278,9 +278,9 @@ def main() -> None:
                 "Turn a gate back on in the sidebar to compare.")
         st.stop()
     block = one_block(result, start, card)
-    step_through_panel(load, data, card, block.name, ss.cmap)
-    knockout_panel(load, data, card, block.name)
-    grad_cam_panel(load, data, card, result, block, style())
+    step_through_panel(load, model_id, data, card, block.name, ss.cmap)
+    knockout_panel(load, model_id, data, card, block.name, [b.name for b in result.blocks])
+    grad_cam_panel(load, model_id, data, card, result, block, style())
     every_block(result)
     classroom(card, ss.order if (ss.ca and ss.sa) or not builtin else None,
               list(family(root).cards.values()) if builtin else None)

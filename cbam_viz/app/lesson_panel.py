@@ -1,7 +1,9 @@
-"""The page's lesson sections: step through the selected block's math, and knock its gates out.
+"""The page's lesson sections: step through the selected block's math, knock its gates out, and
+Grad-CAM beside its spatial map.
 
-Streamlit code. Both run the loaded model on the image shown, under the model's lock, and are drawn
-only while their expander is open: a closed one costs nothing, and loads no torch.
+Streamlit code. Each runs the loaded model on the image shown, under the model's lock, only while
+its expander is open (a closed one costs nothing and loads no torch), and its result is cached per
+model, image and settings, so a rerun for another control does not run it again.
 """
 
 from __future__ import annotations
@@ -20,11 +22,28 @@ if TYPE_CHECKING:
 
 
 
-def _model_input(data: bytes, card: dict):
-    from ..explain.analysis import model_input  # torch
+@st.cache_data(max_entries=32, show_spinner="Running the model on this image…")
+def _computed(what: str, model_id: str, data: bytes, args: tuple, _card: dict, _load):
+    """One lesson computation (``steps``, ``knockouts`` or ``gradcam``) on the image by the model."""
+    import torch
+
+    from ..explain.analysis import model_input
+    from ..explain.gradcam import grad_cam
+    from ..explain.knockouts import knocked_out, knockout_table
+    from ..explain.steps import step_through
     from .images import load_image
 
-    return model_input(load_image(data, LIMITS), card["preprocessing"])[0]
+    model, _, lock = _load()
+    x = model_input(load_image(data, LIMITS), _card["preprocessing"])[0]
+    with lock, torch.no_grad():
+        if what == "steps":
+            return step_through(model, args[0], x)
+        if what == "gradcam":
+            return grad_cam(model, x, *args)
+        blocks, kind, k = args
+        with knocked_out(model, blocks, kind, k):
+            probs = model(x).softmax(1)[0].numpy()
+        return probs, *knockout_table(model, x, kind, k)
 
 
 def _map(values: np.ndarray, cmap: str, caption: str, col) -> None:
@@ -62,16 +81,12 @@ def _spatial_steps(steps: BlockSteps, cmap: str) -> None:
         _map(values, cmap, caption, col)
 
 
-def step_through_panel(load, data: bytes, card: dict, block: str, cmap: str) -> None:
+def step_through_panel(load, model_id: str, data: bytes, card: dict, block: str, cmap: str) -> None:
     """The selected block's computation on this image, gate by gate in the block's order."""
     panel = st.expander("How the selected block computes its gates, step by step", key="steps", on_change="rerun")
     if not panel.open:
         return
-    from ..explain.steps import step_through  # torch
-
-    model, _, lock = load()
-    with lock:
-        steps = step_through(model, block, _model_input(data, card))
+    steps = _computed("steps", model_id, data, (block,), card, load)
     with panel:
         st.caption(f"{block}, order {steps.order}. Every value is captured from the real modules on this image (forward hooks).")
         for gate in steps.sequence:
@@ -84,7 +99,7 @@ def step_through_panel(load, data: bytes, card: dict, block: str, cmap: str) -> 
                     f"(largest change {change.max():.4f}; input magnitude {np.abs(steps.input).mean():.4f}).")
 
 
-def knockout_panel(load, data: bytes, card: dict, block: str) -> None:
+def knockout_panel(load, model_id: str, data: bytes, card: dict, block: str, blocks: list[str]) -> None:
     """Interventions on the loaded model's gates: the new top-5 and which block matters most here."""
     panel = st.expander("Knock a gate out (an intervention on this model)", key="knockouts", on_change="rerun")
     if not panel.open:
@@ -98,36 +113,25 @@ def knockout_panel(load, data: bytes, card: dict, block: str) -> None:
                          format_func={"block": f"this block ({block})", "stage": f"its stage ({stage})",
                                       "every": "every block"}.get)
         k = st.number_input("k (top-k channels)", 1, 512, 10, key="knockout_k") if kind.endswith("-top") else 10
-        import torch
-
-        from ..explain.knockouts import knocked_out, knockout_table
-        from ..explain.steps import cbam_modules
-
-        model, _, lock = load()
-        x, classes = _model_input(data, card), card["classes"]
-        with lock, torch.no_grad():
-            names = list(cbam_modules(model))
-            chosen = {"block": [block], "stage": [n for n in names if n.split(".")[0] == stage], "every": names}[scope]
-            with knocked_out(model, chosen, kind, int(k)):
-                probs = model(x).softmax(1)[0]
-            top, p, rows = knockout_table(model, x, kind, int(k))
+        chosen = {"block": [block], "stage": [n for n in blocks if n.split(".")[0] == stage], "every": blocks}[scope]
+        probs, top, p, rows = _computed("knockouts", model_id, data, (tuple(chosen), kind, int(k)), card, load)
+        classes = card["classes"]
         left, right = st.columns(2)
-        order = probs.argsort(descending=True)[:5].tolist()
         left.markdown(f"**Top-5 with the knock-out** ({len(chosen)} block(s)):")
         left.markdown(tables.markdown_table([{"class": classes[i], "probability": f"{100 * float(probs[i]):.1f}%"}
-                                             for i in order], index="rank"))
+                                             for i in np.argsort(-probs)[:5]], index="rank"))
         right.markdown(f"**Each block alone**: the probability of *{classes[top]}* ({100 * p:.1f}% intact)")
         right.markdown(tables.markdown_table([
             {"block": r.block, "probability": f"{100 * r.probability:.1f}%", "drop (pts)": f"{100 * r.drop:+.1f}",
              "top class": classes[r.top_class]} for r in rows]))
 
 
-def grad_cam_panel(load, data: bytes, card: dict, result, block, style: dict) -> None:
+def grad_cam_panel(load, model_id: str, data: bytes, card: dict, result, block, style: dict) -> None:
     """Grad-CAM or Grad-CAM++ at the selected block's output, beside the block's spatial map Ms."""
     panel = st.expander("Class evidence: Grad-CAM beside the spatial map", key="gradcam", on_change="rerun")
     if not panel.open:
         return
-    from ..explain.gradcam import METHODS, grad_cam, rank_correlation  # torch
+    from ..explain.gradcam import METHODS, rank_correlation  # torch
 
     with panel:
         left, right = st.columns(2)
@@ -135,9 +139,7 @@ def grad_cam_panel(load, data: bytes, card: dict, result, block, style: dict) ->
         classes = card["classes"]
         target = right.selectbox("Class", [None, *range(len(classes))], key="cam_class",
                                  format_func=lambda c: "the predicted class" if c is None else classes[c])
-        model, _, lock = load()
-        with lock:
-            cam, cls = grad_cam(model, _model_input(data, card), block.name, target, method)
+        cam, cls = _computed("gradcam", model_id, data, (block.name, target, method), card, load)
         left, right = st.columns(2)
         right.image(overlays.overlay(result.view, cam, **{**style, "scale": "relative"}), width="stretch",
                     caption=f"{METHODS[method]} for {classes[cls]} at {block.name}'s output ({cam.shape[0]}x{cam.shape[1]}): "
