@@ -39,8 +39,16 @@ def download(page, label: str) -> bytes:
 
 
 @pytest.fixture
-def server(app_family):
-    proc, url, _ = start_server({"CBAM_VIZ_FAMILY": str(app_family)})
+def weights_dir(tmp_path):
+    """The server's folder of local ImageNet checkpoints (the only place it reads them from)."""
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def server(app_family, weights_dir):
+    proc, url, _ = start_server({"CBAM_VIZ_FAMILY": str(app_family), "CBAM_VIZ_WEIGHTS_DIR": str(weights_dir)})
     yield url
     stop_server(proc)
 
@@ -143,7 +151,7 @@ def test_readme_screenshot_of_the_built_in_family():
         stop_server(proc)
 
 
-def test_block_picker_stays_in_step_with_the_view(server, tmp_path):
+def test_block_picker_stays_in_step_with_the_view(server, weights_dir):
     """Through the plain baseline (which has no picker) and to a network with other blocks (ResNet-50),
     the picker keeps showing the block whose maps and weights are drawn; ImageNet predictions are not
     compared with CIFAR-10 ones."""
@@ -151,7 +159,7 @@ def test_block_picker_stays_in_step_with_the_view(server, tmp_path):
     from playwright.sync_api import sync_playwright
 
     pytorchcv = pytest.importorskip("pytorchcv.model_provider")
-    checkpoint = tmp_path / "cbam_resnet50.pth"
+    checkpoint = weights_dir / "cbam_resnet50.pth"
     torch.manual_seed(0)
     torch.save(pytorchcv.get_model("cbam_resnet50", pretrained=False).state_dict(), checkpoint)
     picked = """() => Array.from(document.querySelectorAll('[data-testid="stSelectbox"]'))
@@ -172,8 +180,8 @@ def test_block_picker_stays_in_step_with_the_view(server, tmp_path):
         page.get_by_text("layer3.0: spatial map Ms").first.wait_for(timeout=30_000)
         page.get_by_text("ImageNet CBAM-ResNet-50").click()
         page.get_by_text("local file").click()
-        path = page.get_by_label("Path to a .pth / .safetensors checkpoint (official, pytorchcv or timm format)")
-        path.fill(str(checkpoint))
+        path = page.get_by_label("Checkpoint in the weights folder (.pth / .safetensors; official, pytorchcv or timm format)")
+        path.fill(checkpoint.name)
         path.press("Enter")
         page.wait_for_selector("text=ImageNet-1k, pytorchcv checkpoint", timeout=120_000)
         wait_ready(page)

@@ -119,3 +119,37 @@ def test_decompression_bomb_is_refused_without_decoding():
     bomb = small[:8] + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk)) + small[33:]
     with pytest.raises(ImageError, match="megapixels|decompression bomb"):
         load_image(bomb)
+
+
+def _declare_jpeg_size(jpeg: bytes, width: int, height: int) -> bytes:
+    """The JPEG with its frame header (SOF0) declaring another size: a tiny file, a huge claim."""
+    import struct
+
+    at = jpeg.index(b"\xff\xc0") + 5  # marker, length (2), precision (1)
+    return jpeg[:at] + struct.pack(">HH", height, width) + jpeg[at + 4:]
+
+
+def test_phone_jpegs_up_to_200_megapixels_decode_at_reduced_size():
+    big = encode(Image.new("RGB", (12_000, 8_400), (30, 120, 200)), "JPEG", quality=60)  # 100.8 MP
+    assert len(big) * 2000 > 12_000 * 8_400  # even a one-colour photo passes the size plausibility check
+    im = load_image(big)
+    assert im.size == (6_000, 4_200) and im.size[0] * im.size[1] <= Limits().max_pixels  # decoded at 1/2
+    assert im.getpixel((3000, 2100)) == pytest.approx((30, 120, 200), abs=3)
+    small = encode(Image.new("RGB", (64, 48), "red"), "JPEG")
+    with pytest.raises(ImageError, match="decompression bomb"):  # declares 300 MP: refused, nothing decoded
+        load_image(_declare_jpeg_size(small, 20_000, 15_000))
+    with pytest.raises(ImageError, match="far too small for the 150 megapixels it declares"):  # holds 64x48
+        load_image(_declare_jpeg_size(small, 15_000, 10_000))
+    with pytest.raises(ImageError, match="limit is 40 megapixels"):  # other formats keep the lower limit
+        load_image(encode(Image.new("L", (8_000, 6_000)), "PNG"))
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_heic_and_avif_photos_are_read_with_their_orientation(fmt):
+    arrow_image = arrow((60, 40))
+    plain = load_image(encode(arrow_image, fmt))
+    assert plain.mode == "RGB" and plain.size == (60, 40)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    turned = load_image(encode(arrow_image, fmt, exif=exif.tobytes()))
+    assert turned.size == (40, 60)

@@ -1,9 +1,11 @@
 """Turn uploaded bytes into a validated RGB image, or a clear message saying why not.
 
-Handles what phones and the web produce: EXIF orientation, alpha (composited on white), palette,
-grayscale, 16-bit, CMYK, ICC profiles (converted to sRGB), animated GIF/WebP and multi-page TIFF
-(first frame), with limits on file size and pixel count checked *before* decoding, so a
-decompression bomb is rejected without being expanded.
+Handles what phones and the web produce: HEIC/HEIF (through pillow-heif) and AVIF, EXIF
+orientation, alpha (composited on white), palette, grayscale, 16-bit, CMYK, ICC profiles
+(converted to sRGB), animated GIF/WebP and multi-page TIFF (first frame), with limits on file size
+and pixel count checked *before* decoding, so a decompression bomb is rejected without being
+expanded. A JPEG of up to 200 megapixels (today's phone cameras) is decoded at a reduced scale
+(Pillow's draft mode: 1/2, 1/4 or 1/8 in the decoder) to at most the pixel limit of other images.
 """
 
 from __future__ import annotations
@@ -12,19 +14,30 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
-FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "BMP": "BMP", "GIF": "GIF", "TIFF": "TIFF"}
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "BMP": "BMP", "GIF": "GIF", "TIFF": "TIFF",
+           "HEIF": "HEIC", "AVIF": "AVIF"}
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif", "avif"]
+KINDS = "JPEG, PNG, WebP, HEIC, AVIF, BMP, GIF or TIFF"
+
+register_heif_opener()  # pillow-heif's documented way to let Image.open read HEIC/HEIF
+# Pillow's own decompression-bomb backstop (an error above twice this) must not refuse a 200 MP
+# JPEG before load_image's stricter checks, which use the declared size and decode nothing.
+Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, 100_000_000)
 
 
 @dataclass(frozen=True)
 class Limits:
     """What an upload may be. The defaults suit a phone photo and a 2-core server."""
 
-    max_bytes: int = 20 * 1024 * 1024
+    max_bytes: int = 40 * 1024 * 1024
     max_pixels: int = 40_000_000
+    max_jpeg_pixels: int = 200_000_000  # decoded at 1/2, 1/4 or 1/8 scale to at most max_pixels
     min_side: int = 8
     max_aspect: float = 10.0
 
@@ -43,8 +56,8 @@ def _what_is_it(data: bytes) -> str:
         return "an SVG drawing (vector graphics are not supported; export it as PNG)"
     if head.startswith(b"<!doctype html") or b"<html" in head:
         return "an HTML page"
-    if head[:4] in (b"\x00\x00\x00\x18", b"\x00\x00\x00\x1c") or b"ftypheic" in head or b"ftypavif" in head:
-        return "a HEIC/AVIF photo (export it as JPEG)"
+    if b"ftyp" in head[:12]:
+        return "a damaged or unsupported HEIC/AVIF file"
     return "not an image file this app can read"
 
 
@@ -79,24 +92,32 @@ def load_image(data: bytes, limits: Limits = Limits()) -> Image.Image:
         raise ImageError(f"The file is {len(data) / 2**20:.2f} MB, over the {limits.max_bytes / 2**20:.0f} MB limit.")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limits below decide
             im = Image.open(io.BytesIO(data))  # reads the header only
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         if isinstance(e, UnidentifiedImageError):
-            raise ImageError(f"This file is {_what_is_it(data)}. Upload a JPEG, PNG, WebP, BMP, GIF or TIFF image.") from None
+            raise ImageError(f"This file is {_what_is_it(data)}. Upload a {KINDS} image.") from None
         raise ImageError("The image declares more pixels than this app will decode (possible decompression bomb).") from None
     except (OSError, ValueError, SyntaxError) as e:
         if "truncat" in str(e).lower():
             raise ImageError("The file is truncated or corrupt: its header is incomplete.") from None
         raise ImageError(f"The image header is damaged and cannot be read ({e}).") from None
     if im.format not in FORMATS:
-        raise ImageError(f"{im.format} images are not supported. Upload a JPEG, PNG, WebP, BMP, GIF or TIFF image.")
+        raise ImageError(f"{im.format} images are not supported. Upload a {KINDS} image.")
     w, h = im.size
-    if w * h > limits.max_pixels:
+    jpeg = FORMATS[im.format] == "JPEG"
+    most = limits.max_jpeg_pixels if jpeg else limits.max_pixels
+    if w * h > most:
         raise ImageError(
             f"The image is {w:,} x {h:,} pixels ({w * h / 1e6:.0f} megapixels); the limit is "
-            f"{limits.max_pixels / 1e6:.0f} megapixels."
+            f"{most / 1e6:.0f} megapixels{' for a JPEG' if jpeg else ''}. Resize it first."
         )
+    if jpeg and w * h > limits.max_pixels:  # decode at 1/2^n scale: at most max_pixels
+        if len(data) * 2000 < w * h:  # even a one-colour photo takes more than a byte per 2000 pixels
+            raise ImageError(f"The file ({len(data):,} bytes) is far too small for the {w * h / 1e6:.0f} megapixels it "
+                             "declares: a damaged file or a decompression bomb.")
+        n = math.ceil(math.log2(math.sqrt(w * h / limits.max_pixels)))
+        im.draft("RGB", (math.ceil(w / 2**n), math.ceil(h / 2**n)))
     if min(w, h) < limits.min_side:
         raise ImageError(f"The image is only {w} x {h} pixels; at least {limits.min_side} x {limits.min_side} is needed.")
     if max(w, h) / min(w, h) > limits.max_aspect:
