@@ -13,7 +13,7 @@ import pytest
 
 from cbam_viz.explain.analysis import analyse
 from cbam_viz.app.images import load_image
-from cbam_viz.app.precomputed import FILE_NAME, SAMPLES, Precomputed
+from cbam_viz.app.precomputed import FILE_NAME, SAMPLES, Precomputed, sample_files
 from cbam_viz.training.gallery import write
 from cbam_viz.models.registry import DEFAULT_ROOT, Family, key_of
 
@@ -36,7 +36,7 @@ def test_shipped_file_equals_a_live_analysis_of_every_sample():
     family = Family(DEFAULT_ROOT)
     model, card = family.load(key_of(family.canonical()))
     pre = Precomputed(DEFAULT_ROOT)
-    samples = sorted(SAMPLES.glob("*.jpg"))
+    samples = list(sample_files(SAMPLES).values())
     assert samples and set(pre.meta["samples"]) == {p.stem for p in samples}
     for path in samples:
         data = path.read_bytes()
@@ -116,3 +116,18 @@ def test_the_first_page_needs_no_torch():
                          env={**os.environ, "CBAM_VIZ_FAMILY": ""})
     assert out.returncode == 0, out.stderr[-3000:]
     assert "torch loaded by the page: False" in out.stdout and "torch loaded after a change: True" in out.stdout
+
+
+@pytest.mark.parametrize("root", [DEFAULT_ROOT, DEFAULT_ROOT.parent / "family-r18"])
+def test_the_default_image_and_every_test_image_are_classified_correctly(root):
+    from cbam_viz.app.controls import start_values
+
+    if not (root / "precomputed.npz").is_file():
+        pytest.skip(f"no precomputed gallery under {root}")
+    family, samples = Family(root), sample_files()
+    card = family.canonical()
+    default = start_values({}, list(samples))["sample"]
+    truth = {default: default, **{n: n.removeprefix("cifar10-") for n in samples if n.startswith("cifar10-")}}
+    assert len(truth) == 1 + len(card["classes"])  # the default photo and one test image per class
+    for name, label in truth.items():
+        assert Precomputed(root).analysis(card, samples[name].read_bytes()).top[0][0] == label, name
