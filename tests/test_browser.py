@@ -180,7 +180,7 @@ def test_block_picker_stays_in_step_with_the_view(server, weights_dir):
         page.get_by_text("layer3.0: spatial map Ms").first.wait_for(timeout=30_000)
         page.get_by_text("ImageNet CBAM-ResNet-50").click()
         page.get_by_text("local file").click()
-        path = page.get_by_label("Checkpoint in the weights folder (.pth / .safetensors; official, pytorchcv or timm format)")
+        path = page.get_by_label("Checkpoint in the weights folder (.pth / .safetensors; official, pytorchcv or timm format)", exact=True)
         path.fill(checkpoint.name)
         path.press("Enter")
         page.wait_for_selector("text=ImageNet-1k, pytorchcv checkpoint", timeout=120_000)

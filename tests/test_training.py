@@ -254,6 +254,8 @@ def test_family_retrains_variants_of_an_older_backbone_or_network(tiny_family, t
         f.write(b"\0")
     assert family._finished(copy, canonical) and not family._finished(copy, variant)
     assert not family._finished(copy, family.Step("never-trained", ()))
+    assert family._finished(copy, family.Step("canonical", ("--epochs", "2")))  # as trained
+    assert not family._finished(copy, family.Step("canonical", ("--epochs", "3")))  # the plan changed its budget
     card = json.loads((copy / "canonical.json").read_text())
     card["architecture"] = {"family": "cbam-resnet", "depth": 18, "width": 0.5, "stem": "cifar"}
     (copy / "canonical.json").write_text(json.dumps(card))  # a card of another network than the step trains
