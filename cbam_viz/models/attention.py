@@ -70,7 +70,7 @@ class ChannelPool(nn.Module):
         self.max_first = max_first
 
     def forward(self, x: Tensor) -> Tensor:
-        mean, peak = x.mean(1, keepdim=True), x.max(1, keepdim=True).values
+        mean, peak = x.mean(1, keepdim=True), x.amax(1, keepdim=True)
         return torch.cat([peak, mean] if self.max_first else [mean, peak], dim=1)
 
     def extra_repr(self) -> str:
