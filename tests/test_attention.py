@@ -157,3 +157,16 @@ def test_timm_cbam_module_equivalence():
     })
     x = torch.randn(2, 64, 9, 9)
     torch.testing.assert_close(ours(x), ref(x))
+
+
+def test_global_max_pool_gives_the_same_values_and_gradients_both_ways():
+    from cbam_viz.models.attention import GlobalMaxPool
+
+    x = torch.randn(2, 8, 5, 7, requires_grad=True)
+    pool = GlobalMaxPool()
+    with torch.no_grad():
+        fast = pool(x)
+    trained = pool(x)
+    assert torch.equal(fast, trained) and torch.equal(fast, torch.amax(x.detach(), (2, 3), keepdim=True))
+    trained.sum().backward()
+    assert torch.equal(x.grad, (x == x.amax((2, 3), keepdim=True)).float())

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from .attention import CBAM, ChannelPool
+from .attention import CBAM, ChannelPool, GlobalMaxPool
 
-_FREE = (ChannelPool, nn.ReLU, nn.GELU, nn.Sigmoid, nn.MaxPool2d, nn.AdaptiveMaxPool2d, nn.Identity, nn.Flatten, nn.Sequential)
+_FREE = (ChannelPool, GlobalMaxPool, nn.ReLU, nn.GELU, nn.Sigmoid, nn.MaxPool2d, nn.AdaptiveMaxPool2d, nn.Identity, nn.Flatten, nn.Sequential)
 
 
 def module_flops(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> int:
