@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from ..explain.steps import BlockSteps
 
 
-
 @st.cache_data(max_entries=32, show_spinner="Running the model on this image…")
 def _computed(what: str, model_id: str, data: bytes, args: tuple, _card: dict, _load):
     """One lesson computation (``steps``, ``knockouts`` or ``gradcam``) on the image by the model."""
