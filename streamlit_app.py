@@ -17,7 +17,7 @@ from cbam_viz.app.controls import (MODELS, SCALES, Shown, attention_mode, baseli
                                    configuration_rows, prediction_rows, start_values)
 from cbam_viz.app.imagenet_panel import imagenet
 from cbam_viz.app.lesson_panel import grad_cam_panel, knockout_panel, step_through_panel
-from cbam_viz.app.images import KINDS, UPLOAD_TYPES, ImageError
+from cbam_viz.app.images import KINDS, ImageError
 from cbam_viz.app.precomputed import sample_files
 from cbam_viz.app.resources import LIMITS, analysed, family, torch_in_background, variant
 from cbam_viz.explain.results import Analysis
@@ -125,7 +125,7 @@ def image_section(start: dict, samples: dict, root: str, card: dict, model_id: s
                       format_func=str.capitalize)
     data, label = None, None
     if source == "upload":
-        up = st.file_uploader(f"An image ({KINDS})", type=UPLOAD_TYPES, key="upload",
+        up = st.file_uploader(f"An image ({KINDS})", key="upload",  # any file: the app says why one is refused
                               max_upload_size=LIMITS.max_bytes // 2**20)
         data, label = (up.getvalue(), up.name) if up is not None else (None, None)
     elif source == "camera":

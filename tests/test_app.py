@@ -125,6 +125,16 @@ def test_bad_upload_shows_an_error_and_the_app_keeps_working(app):
     assert len(predictions(app)) == 3  # the gallery image is analysed instead
     app.file_uploader(key="upload").set_value(("ok.png", png((10, 10, 230)), "image/png")).run()
     assert not app.error and predictions(app)[0][0] == "blue"
+    # types a browser filter would have refused silently reach the app, which says why in the page
+    icon = io.BytesIO()
+    Image.new("RGB", (32, 32), "red").save(icon, format="ICO")
+    for name, data, message in [("logo.ico", icon.getvalue(), "ICO images are not supported"),
+                                ("drawing.svg", b'<svg xmlns="http://www.w3.org/2000/svg"/>', "SVG drawing"),
+                                ("notes.pdf", b"%PDF-1.7\n%%EOF\n", "PDF document")]:
+        app.file_uploader(key="upload").set_value((name, data, "application/octet-stream")).run()
+        errors = [e.value for e in app.error]
+        assert not app.exception and any(e.startswith(f"{name}: ") and message in e for e in errors), errors
+        assert any("Showing the gallery image instead" in e for e in errors) and len(predictions(app)) == 3
 
 
 @pytest.mark.parametrize("control,key,value,expected", [

@@ -11,6 +11,7 @@ expanded. A JPEG of up to 200 megapixels (today's phone cameras) is decoded at a
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 from dataclasses import dataclass
 
@@ -22,8 +23,8 @@ from pillow_heif import register_heif_opener
 
 FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "BMP": "BMP", "GIF": "GIF", "TIFF": "TIFF",
            "HEIF": "HEIC", "AVIF": "AVIF"}
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif", "avif"]
 KINDS = "JPEG, PNG, WebP, HEIC, AVIF, BMP, GIF or TIFF"
+log = logging.getLogger(__name__)
 
 register_heif_opener()  # pillow-heif's documented way to let Image.open read HEIC/HEIF
 # Pillow's own decompression-bomb backstop (an error above twice this) must not refuse a 200 MP
@@ -101,7 +102,9 @@ def load_image(data: bytes, limits: Limits = Limits()) -> Image.Image:
     except (OSError, ValueError, SyntaxError) as e:
         if "truncat" in str(e).lower():
             raise ImageError("The file is truncated or corrupt: its header is incomplete.") from None
-        raise ImageError(f"The image header is damaged and cannot be read ({e}).") from None
+        log.info("unreadable image header: %s", e)  # the library's words go to the server log, not the page
+        raise ImageError("The image header is damaged and cannot be read. Try saving the image again as JPEG or "
+                         "PNG.") from None
     if im.format not in FORMATS:
         raise ImageError(f"{im.format} images are not supported. Upload a {KINDS} image.")
     w, h = im.size
@@ -128,5 +131,6 @@ def load_image(data: bytes, limits: Limits = Limits()) -> Image.Image:
         im = ImageOps.exif_transpose(im)
         return _to_rgb(im)
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as e:
-        reason = "truncated or corrupt" if "truncat" in str(e).lower() or isinstance(e, EOFError) else f"unreadable ({e})"
+        log.info("image data not decodable: %s", e)
+        reason = "truncated or corrupt" if "truncat" in str(e).lower() or isinstance(e, EOFError) else "unreadable"
         raise ImageError(f"The {FORMATS[im.format]} file is {reason}.") from None
