@@ -190,3 +190,37 @@ def test_block_picker_stays_in_step_with_the_view(server, weights_dir):
         assert "change (pts)" not in state(page)["predictions"]
         page.screenshot(path=OUT / "6-resnet50.png", full_page=True)
         browser.close()
+
+
+@pytest.mark.skipif(not (ROOT / "assets" / "family" / "channel-first-k7-r16.json").exists(),
+                    reason="the built-in family is not trained yet")
+def test_step_through_and_knockout_panels_in_the_browser():
+    """The lesson panels on the built-in model, drawn by a real browser (the README's tour images)."""
+    from playwright.sync_api import sync_playwright
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    proc, url, _ = start_server({"CBAM_VIZ_FAMILY": ""})
+    try:
+        with sync_playwright() as p:
+            browser = launch(p)
+            page = browser.new_page(viewport={"width": 1400, "height": 1500})
+            page.goto(url + "/?block=layer2.0")
+            wait_ready(page)
+            page.get_by_text("How the selected block computes its gates, step by step").click()
+            page.get_by_text("Refined output").first.wait_for(timeout=120_000)
+            wait_ready(page)
+            steps = page.locator('[data-testid="stExpander"]').filter(has_text="step by step")
+            for title in ("1. descriptors: AvgPool and MaxPool", "4. sigmoid of the sum: the weights Mc"):
+                assert steps.get_by_text(title).count() >= 1 or title in steps.inner_text()
+            assert "5. Ms" in steps.inner_text()
+            steps.screenshot(path=OUT / "steps.png")
+            page.get_by_text("Knock a gate out (an intervention on this model)").click()
+            page.get_by_text("Each block alone").first.wait_for(timeout=120_000)
+            wait_ready(page)
+            knockouts = page.locator('[data-testid="stExpander"]').filter(has_text="intervention on this model")
+            text = knockouts.inner_text()
+            assert "Top-5 with the knock-out" in text and "drop (pts)" in text and "layer3.0" in text
+            knockouts.screenshot(path=OUT / "knockouts.png")
+            browser.close()
+    finally:
+        stop_server(proc)

@@ -48,7 +48,7 @@ def _computed(what: str, model_id: str, data: bytes, args: tuple, _card: dict, _
 def _map(values: np.ndarray, cmap: str, caption: str, col) -> None:
     lo, hi = float(values.min()), float(values.max())
     picture = overlays.colorize(values, cmap, lo, hi if hi > lo else lo + 1e-12)
-    col.image(overlays.enlarge(picture, 150), caption=f"{caption}: {lo:.4f} to {hi:.4f}", width=150)
+    col.image(overlays.enlarge(picture, 160), caption=f"{caption}: {lo:.4f} to {hi:.4f}", width="stretch")
 
 
 def _channel_steps(steps: BlockSteps) -> None:
@@ -58,13 +58,14 @@ def _channel_steps(steps: BlockSteps) -> None:
                 f"({len(c.weights)} channels, {len(c.hidden_avg)} hidden units)")
     left, right = st.columns(2)
     left.altair_chart(charts.step_bars({"average": c.avg, "max": c.max}, "1. descriptors: AvgPool and MaxPool",
-                                       "value"), width="stretch")
+                                       "value"), width="stretch", height=240)
     right.altair_chart(charts.step_bars({"average": c.hidden_avg, "max": c.hidden_max},
-                                        "2. shared MLP, hidden layer after ReLU", "value", "hidden unit"), width="stretch")
+                                        "2. shared MLP, hidden layer after ReLU", "value", "hidden unit"), width="stretch",
+                       height=240)
     left.altair_chart(charts.step_bars({"MLP(average)": c.mlp_avg, "MLP(max)": c.mlp_max, "sum": c.logits},
-                                       "3. the MLP's two outputs and their sum", "logit"), width="stretch")
+                                       "3. the MLP's two outputs and their sum", "logit"), width="stretch", height=240)
     right.altair_chart(charts.step_bars({"Mc": c.weights}, "4. sigmoid of the sum: the weights Mc", "weight"),
-                       width="stretch")
+                       width="stretch", height=240)
 
 
 def _spatial_steps(steps: BlockSteps, cmap: str) -> None:
