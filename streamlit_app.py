@@ -18,7 +18,7 @@ from cbam_viz.app.controls import (MODELS, SCALES, Shown, attention_mode, baseli
 from cbam_viz.app.imagenet_panel import imagenet
 from cbam_viz.app.lesson_panel import grad_cam_panel, knockout_panel, step_through_panel
 from cbam_viz.app.images import KINDS, ImageError
-from cbam_viz.app.precomputed import sample_files
+from cbam_viz.app.precomputed import sample_files, test_images
 from cbam_viz.app.resources import LIMITS, analysed, family, torch_in_background, variant
 from cbam_viz.explain.results import Analysis
 from cbam_viz.explain.statistics import usual_spread
@@ -139,7 +139,7 @@ def image_section(start: dict, samples: dict, root: str, card: dict, model_id: s
     names = list(samples)
     st.selectbox("Gallery image", names, names.index(start["sample"]), key="sample", format_func=sample_label,
                  help="photos: sources and licences in assets/samples/SOURCES.md; CIFAR-10 test images (the "
-                 "built-in model's own world): assets/samples/CIFAR10.md")
+                 "built-in model's own world), where exported: CIFAR10.md beside them")
     label = st.session_state.sample
     data = samples[label].read_bytes()
     return label, data, analysed(model_id, data, root, card, load)
@@ -260,7 +260,7 @@ def exports(result: Analysis, block, config: dict) -> None:
 
 def main() -> None:
     ss = st.session_state
-    samples = sample_files()
+    samples = {**sample_files(), **sample_files(test_images())}  # the shipped photos, local test images
     if "start" not in ss:  # read once per session, then passed to the widgets as their defaults
         ss.start = start_values(st.query_params.to_dict(), list(samples))
     start = ss.start

@@ -119,15 +119,21 @@ def test_the_first_page_needs_no_torch():
 
 
 @pytest.mark.parametrize("root", [DEFAULT_ROOT, DEFAULT_ROOT.parent / "family-r18"])
-def test_the_default_image_and_every_test_image_are_classified_correctly(root):
+def test_the_default_image_and_every_test_image_are_classified_correctly(root, tmp_path):
     from cbam_viz.app.controls import start_values
+    from cbam_viz.app.precomputed import test_images
 
     if not (root / "precomputed.npz").is_file():
         pytest.skip(f"no precomputed gallery under {root}")
     family, samples = Family(root), sample_files()
     card = family.canonical()
     default = start_values({}, list(samples))["sample"]
-    truth = {default: default, **{n: n.removeprefix("cifar10-") for n in samples if n.startswith("cifar10-")}}
-    assert len(truth) == 1 + len(card["classes"])  # the default photo and one test image per class
-    for name, label in truth.items():
-        assert Precomputed(root).analysis(card, samples[name].read_bytes()).top[0][0] == label, name
+    assert Precomputed(root).analysis(card, samples[default].read_bytes()).top[0][0] == default
+    # the CIFAR-10 test images are made locally from the data set (never shipped): checked where exported
+    local = sample_files(test_images())
+    if local:
+        model, _ = family.load(key_of(card))
+        truth = {n: n.removeprefix("cifar10-") for n in local}
+        assert len(truth) == len(card["classes"])  # one test image per class
+        for name, label in truth.items():
+            assert analyse(model, load_image(local[name].read_bytes()), card).top[0][0] == label, name

@@ -32,9 +32,21 @@ SAMPLES = Path(__file__).resolve().parents[2] / "assets" / "samples"
 SAMPLE_TYPES = (".jpg", ".png")
 
 
+def test_images() -> Path:
+    """Where ``python -m cbam_viz.family test-images`` puts CIFAR-10 test images for the gallery:
+    ``$CBAM_VIZ_TEST_IMAGES``, else the user's cache. They are copies of the data set, so they are
+    made locally from it and never shipped in the repository."""
+    from ..models.download import CACHE_DIR
+
+    return Path(os.environ.get("CBAM_VIZ_TEST_IMAGES") or CACHE_DIR / "test-images")
+
+
 def sample_files(folder: str | os.PathLike = SAMPLES) -> dict[str, Path]:
-    """The gallery's images by name (file stem): the licensed photos and the CIFAR-10 test images."""
-    return {p.stem: p for p in sorted(Path(folder).iterdir()) if p.suffix in SAMPLE_TYPES and p.is_file()}
+    """The images in ``folder`` by name (file stem); none if it does not exist."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix in SAMPLE_TYPES and p.is_file()}
 
 
 class Precomputed:

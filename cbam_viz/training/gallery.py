@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..app.images import load_image
-from ..app.precomputed import FILE_NAME, SAMPLES, sample_files
+from ..app.precomputed import FILE_NAME, SAMPLES, sample_files, test_images
 from ..explain.analysis import analyse
 from ..models.registry import Family, key_of
 from ..models.weights import sha256_bytes
@@ -50,7 +50,7 @@ CIFAR10_SOURCE = ("CIFAR-10 test set (Krizhevsky, Learning Multiple Layers of Fe
 
 
 def export_test_images(family_root: str | os.PathLike, data: str | os.PathLike,
-                       to: str | os.PathLike = SAMPLES) -> list[Path]:
+                       to: str | os.PathLike | None = None) -> list[Path]:
     """Write, per class, the first test image (in file order) that the family's canonical model
     classifies correctly as ``<to>/cifar10-<class>.png``, and list them with their source in
     ``<to>/CIFAR10.md``. Returns the files written."""
@@ -65,7 +65,8 @@ def export_test_images(family_root: str | os.PathLike, data: str | os.PathLike,
         raise ValueError(f"the test classes {classes} are not the model's {card['classes']}")
     size = card["preprocessing"]["input_size"]
     split = load_split(Path(data), "test", size, cache_dir=None)
-    to = Path(to)
+    to = Path(to or test_images())
+    to.mkdir(parents=True, exist_ok=True)
     written, rows = [], []
     for c, name in enumerate(classes):
         for i in np.flatnonzero(split.labels == c):
