@@ -8,6 +8,7 @@ Screenshots go to test-output/browser/.
 import io
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -131,9 +132,13 @@ def test_upload_then_order_and_kernel_change_predictions_and_overlay(server, tmp
         browser.close()
 
 
-@pytest.mark.skipif(not (ROOT / "assets" / "family" / "channel-first-k7-r16.json").exists(),
-                    reason="the built-in family is not trained yet")
-def test_readme_screenshot_of_the_built_in_family():
+BUILT_IN = pytest.mark.skipif(not (ROOT / "assets" / "family" / "channel-first-k7-r16.json").exists(),
+                              reason="the built-in family is not trained yet")
+
+
+@contextmanager
+def built_in_page(query: str):
+    """A browser page on a server of the built-in family, opened at ``query`` and ready."""
     from playwright.sync_api import sync_playwright
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -142,14 +147,19 @@ def test_readme_screenshot_of_the_built_in_family():
         with sync_playwright() as p:
             browser = launch(p)
             page = browser.new_page(viewport={"width": 1400, "height": 1500})
-            page.goto(url + "/?block=layer2.0&opacity=0.55")
+            page.goto(url + query)
             wait_ready(page)
-            assert state(page)["model"] == "channel-first-k7-r16"
-            page.screenshot(path=OUT / "readme.png", full_page=False)
+            yield page
             browser.close()
     finally:
         stop_server(proc)
 
+
+@BUILT_IN
+def test_readme_screenshot_of_the_built_in_family():
+    with built_in_page("/?block=layer2.0&opacity=0.55") as page:
+        assert state(page)["model"] == "channel-first-k7-r16"
+        page.screenshot(path=OUT / "readme.png", full_page=False)
 
 def test_block_picker_stays_in_step_with_the_view(server, weights_dir):
     """Through the plain baseline (which has no picker) and to a network with other blocks (ResNet-50),
@@ -192,35 +202,22 @@ def test_block_picker_stays_in_step_with_the_view(server, weights_dir):
         browser.close()
 
 
-@pytest.mark.skipif(not (ROOT / "assets" / "family" / "channel-first-k7-r16.json").exists(),
-                    reason="the built-in family is not trained yet")
+@BUILT_IN
 def test_step_through_and_knockout_panels_in_the_browser():
     """The lesson panels on the built-in model, drawn by a real browser (the README's tour images)."""
-    from playwright.sync_api import sync_playwright
-
-    OUT.mkdir(parents=True, exist_ok=True)
-    proc, url, _ = start_server({"CBAM_VIZ_FAMILY": ""})
-    try:
-        with sync_playwright() as p:
-            browser = launch(p)
-            page = browser.new_page(viewport={"width": 1400, "height": 1500})
-            page.goto(url + "/?block=layer2.0")
-            wait_ready(page)
-            page.get_by_text("How the selected block computes its gates, step by step").click()
-            page.get_by_text("Refined output").first.wait_for(timeout=120_000)
-            wait_ready(page)
-            steps = page.locator('[data-testid="stExpander"]').filter(has_text="step by step")
-            for title in ("1. descriptors: AvgPool and MaxPool", "4. sigmoid of the sum: the weights Mc"):
-                assert steps.get_by_text(title).count() >= 1 or title in steps.inner_text()
-            assert "5. Ms" in steps.inner_text()
-            steps.screenshot(path=OUT / "steps.png")
-            page.get_by_text("Knock a gate out (an intervention on this model)").click()
-            page.get_by_text("Each block alone").first.wait_for(timeout=120_000)
-            wait_ready(page)
-            knockouts = page.locator('[data-testid="stExpander"]').filter(has_text="intervention on this model")
-            text = knockouts.inner_text()
-            assert "Top-5 with the knock-out" in text and "drop (pts)" in text and "layer3.0" in text
-            knockouts.screenshot(path=OUT / "knockouts.png")
-            browser.close()
-    finally:
-        stop_server(proc)
+    with built_in_page("/?block=layer2.0") as page:
+        page.get_by_text("How the selected block computes its gates, step by step").click()
+        page.get_by_text("Refined output").first.wait_for(timeout=120_000)
+        wait_ready(page)
+        steps = page.locator('[data-testid="stExpander"]').filter(has_text="step by step")
+        for title in ("1. descriptors: AvgPool and MaxPool", "4. sigmoid of the sum: the weights Mc"):
+            assert steps.get_by_text(title).count() >= 1 or title in steps.inner_text()
+        assert "5. Ms" in steps.inner_text()
+        steps.screenshot(path=OUT / "steps.png")
+        page.get_by_text("Knock a gate out (an intervention on this model)").click()
+        page.get_by_text("Each block alone").first.wait_for(timeout=120_000)
+        wait_ready(page)
+        knockouts = page.locator('[data-testid="stExpander"]').filter(has_text="intervention on this model")
+        text = knockouts.inner_text()
+        assert "Top-5 with the knock-out" in text and "drop (pts)" in text and "layer3.0" in text
+        knockouts.screenshot(path=OUT / "knockouts.png")
