@@ -45,13 +45,12 @@ class WeightSources:
         """The setting in ``env`` (the process environment by default); defaults where unset."""
         folder = env.get("CBAM_VIZ_WEIGHTS_DIR", "").strip()
         try:
-            mb = int(env.get("CBAM_VIZ_WEIGHTS_UPLOAD_MB") or MAX_WEIGHTS_BYTES // 2 // 2**20)
-        except ValueError:
-            mb = MAX_WEIGHTS_BYTES // 2 // 2**20
+            limit = max(1, min(int(env["CBAM_VIZ_WEIGHTS_UPLOAD_MB"]) * 2**20, MAX_WEIGHTS_BYTES))
+        except (KeyError, ValueError):
+            limit = cls.upload_bytes  # the field's default
         return cls(download=_flag(env.get("CBAM_VIZ_WEIGHTS_DOWNLOAD"), True),
                    folder=Path(folder).expanduser().resolve() if folder else None,
-                   upload=_flag(env.get("CBAM_VIZ_WEIGHTS_UPLOAD"), False),
-                   upload_bytes=max(1, min(mb * 2**20, MAX_WEIGHTS_BYTES)))
+                   upload=_flag(env.get("CBAM_VIZ_WEIGHTS_UPLOAD"), False), upload_bytes=limit)
 
     def offered(self) -> list[str]:
         """The sources to show, in the sidebar's order."""

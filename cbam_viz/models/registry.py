@@ -88,8 +88,9 @@ def key_of(card: dict) -> VariantKey:
 def normalise_key(order: str = "channel-first", kernel_size: int = 7, reduction: int = 16,
                   attention: str = "both", protocol: str = "end-to-end") -> VariantKey:
     """The key for sidebar values, dropping what the ablation makes irrelevant."""
-    return key_of({"backbone": protocol == PROTOCOLS[1], "architecture": {"cbam": None if attention == "none" else {
+    key = key_of({"architecture": {"cbam": None if attention == "none" else {
         "order": order, "kernel_size": kernel_size, "reduction": reduction, "attention": attention}}})
+    return replace(key, protocol=protocol)
 
 
 class Family:
