@@ -16,7 +16,7 @@ from cbam_viz.app.classroom_panel import classroom
 from cbam_viz.app.controls import (MODELS, SCALES, Shown, attention_mode, baseline_for, classes_note,
                                    configuration_rows, prediction_rows, start_values)
 from cbam_viz.app.imagenet_panel import imagenet
-from cbam_viz.app.lesson_panel import grad_cam_panel, knockout_panel, step_through_panel
+from cbam_viz.app.lesson_panel import lessons
 from cbam_viz.app.images import KINDS, ImageError
 from cbam_viz.app.precomputed import sample_files, test_images
 from cbam_viz.app.resources import LIMITS, analysed, family, torch_in_background, variant
@@ -278,9 +278,7 @@ def main() -> None:
                 "Turn a gate back on in the sidebar to compare.")
         st.stop()
     block = one_block(result, start, card)
-    step_through_panel(load, model_id, data, card, block.name, ss.cmap)
-    knockout_panel(load, model_id, data, card, block.name, [b.name for b in result.blocks])
-    grad_cam_panel(load, model_id, data, card, result, block, style())
+    lessons(load, model_id, data, card, result, block, style())
     every_block(result)
     classroom(card, ss.order if (ss.ca and ss.sa) or not builtin else None,
               list(family(root).cards.values()) if builtin else None)

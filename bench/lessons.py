@@ -1,6 +1,9 @@
 """Time of the lesson instruments on the 2 cores: step-through of one block (goal <= 0.3 s), the
 knock-out table over every block of the built-in model (<= 1 s), Grad-CAM and Grad-CAM++ (<= 3x the
-forward pass), each the median of several runs on one image.
+forward pass), each the median of several runs on one image; and the faithfulness checks, run once
+as the page runs them: deletion + insertion curves of 50 steps for one map (goal <= 2 s built-in,
+<= 20 s ResNet-50), the page's default three maps (Ms, Grad-CAM, random), and the cascading
+randomisation.
 
     python bench/lessons.py [--family assets/family] [--runs 10] [--imagenet]
 
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from cbam_viz.explain.faithfulness import cascading_randomisation, deletion_insertion
 from cbam_viz.explain.gradcam import grad_cam
 from cbam_viz.explain.knockouts import knockout_table
 from cbam_viz.explain.steps import cbam_modules, step_through
@@ -35,6 +39,12 @@ def median_s(fn, runs: int) -> float:
     return statistics.median(times)
 
 
+def once(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
 def report(name: str, model: torch.nn.Module, x: torch.Tensor, runs: int) -> None:
     blocks = list(cbam_modules(model))
     block = blocks[len(blocks) // 2]
@@ -47,7 +57,14 @@ def report(name: str, model: torch.nn.Module, x: torch.Tensor, runs: int) -> Non
     for method in ("gradcam", "gradcam++"):
         t = median_s(lambda: grad_cam(model, x, block, method=method), runs)
         rows.append((f"{method} at {block}", t, f"{t / forward:.1f}x the forward pass; goal <= 3x"))
-    print(f"\n{name}, input {tuple(x.shape)}, {torch.get_num_threads()} threads, median of {runs}")
+    predict = lambda b: model(b).softmax(1)  # noqa: E731
+    ms = step_through(model, block, x).spatial.weights
+    for maps, goal in (({"Ms": ms}, "goal <= 2 s built-in, <= 20 s ResNet-50"), ({"Ms": ms, "Grad-CAM": ms, "random": None}, "")):
+        ticks = []
+        t = once(lambda: deletion_insertion(predict, x, maps, 0, steps=50, progress=ticks.append))
+        rows.append((f"deletion + insertion, 50 steps, {len(maps)} map(s)", t, f"{goal} ({len(ticks)} progress updates)"))
+    rows.append((f"cascading randomisation, {len(blocks)} blocks", once(lambda: cascading_randomisation(model, x)), ""))
+    print(f"\n{name}, input {tuple(x.shape)}, {torch.get_num_threads()} threads, median of {runs} (checks: one run)")
     for what, seconds, note in rows:
         print(f"  {what:<48}{1000 * seconds:9.1f} ms  {note}")
 

@@ -222,6 +222,32 @@ def test_step_through_and_knockouts_run_on_the_image_shown(app, app_family):
     assert any(c.startswith("Grad-CAM++ for green at layer2.0") for image in app.image for c in image.captions)
 
 
+def faithfulness_checks(app, maps):
+    """Open the faithfulness panel, run both heavy jobs on the image shown; the chart titles drawn."""
+    app.session_state["faithful"] = True
+    app.run()
+    app.multiselect(key="faithful_maps").set_value(maps).run()
+    app.button(key="run-curves").click().run()
+    app.button(key="run-cascade").click().run()
+    assert not app.exception and not app.error and not app.warning
+    return [json.loads(c.proto.spec).get("title") for c in app.get("vega_lite_chart")]
+
+
+def test_faithfulness_curves_and_randomisation_check(app):
+    titles = faithfulness_checks(app, ["Ms", "Grad-CAM", "random"])
+    assert "Deletion: most-attended pixels removed first" in titles and "Insertion: most-attended pixels revealed first" in titles
+    assert "spatial maps Ms: rank correlation with the original model's" in titles
+    areas = next(m.value for m in app.markdown if m.value.startswith("| map | deletion area"))
+    assert [r.split(" | ")[0].strip("| ") for r in areas.splitlines()[2:]] == ["Ms", "Grad-CAM", "random"]
+    app.select_slider(key="cascade_step").set_value(app.select_slider(key="cascade_step").options[-1]).run()
+    captions = [c for image in app.image for c in image.captions]
+    assert any(c.startswith(f"{app.selectbox(key='block').value} with the gates randomised from the last block down to") for c in captions)
+    app.radio(key="cascade_what").set_value("channel weights Mc").run()
+    assert not app.exception
+    from cbam_viz.app.resources import job_slots
+    assert job_slots().running() == 0  # every slot given back
+
+
 def test_both_gates_off_is_the_plain_baseline(app):
     app.selectbox(key="block").set_value("layer2.0").run()
     app.sidebar.toggle(key="ca").set_value(False).run()
@@ -300,6 +326,9 @@ def test_imagenet_model_from_a_local_file_with_order_what_if(app, imagenet_check
     assert kernel.disabled and ratio.disabled  # showing the ImageNet model's values, not the family's last choice
     assert (kernel.value, ratio.value) == (7, 16)
     assert any("not measured" in m.value for m in app.markdown)
+    titles = faithfulness_checks(app, ["Ms"])  # the lesson's heavy checks on the ResNet-50 too
+    assert "Deletion: most-attended pixels removed first" in titles and len(app.select_slider(key="cascade_step").options) == 8 + 1  # pytorchcv CBAM-ResNet-18
+    app.session_state["faithful"] = False
     before = predictions(app)
     app.sidebar.selectbox(key="order").set_value("parallel").run()
     assert any("Untrained combination" in w.value for w in app.sidebar.warning)

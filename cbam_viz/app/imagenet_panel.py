@@ -16,6 +16,8 @@ from ..models.download import DownloadError, fetch, verify
 from ..models.imagenet import load_imagenet
 from ..models.weights import WeightsError, human_bytes
 from . import weight_sources
+from .jobs import Busy
+from .resources import heavy_job
 from .uploads import UploadStore
 
 log = logging.getLogger(__name__)
@@ -51,9 +53,10 @@ def _download(box) -> Path | None:
     if box.button(f"Download from {spec.source}", key="download"):
         bar = box.progress(0.0, "downloading…")
         try:
-            return fetch(spec, cache, lambda done, total: bar.progress(
-                min(1.0, done / total) if total else 0.0, f"{done / 2**20:.0f} MB"))
-        except DownloadError as e:
+            with heavy_job("download"):
+                return fetch(spec, cache, lambda done, total: bar.progress(
+                    min(1.0, done / total) if total else 0.0, f"{done / 2**20:.0f} MB"))
+        except (DownloadError, Busy) as e:
             box.error(f"Download failed: {e}")
         finally:
             bar.empty()

@@ -1,5 +1,5 @@
 """The page's lesson sections: step through the selected block's math, knock its gates out, and
-Grad-CAM beside its spatial map.
+Grad-CAM beside its spatial map (the faithfulness checks are in :mod:`.faithfulness_panel`).
 
 Streamlit code. Each runs the loaded model on the image shown, under the model's lock, only while
 its expander is open (a closed one costs nothing and loads no torch), and its result is cached per
@@ -15,6 +15,7 @@ import streamlit as st
 
 from ..explain.knockouts import KNOCKOUTS
 from ..render import charts, overlays, tables
+from .faithfulness_panel import faithfulness_panel
 from .resources import LIMITS
 
 if TYPE_CHECKING:
@@ -152,3 +153,12 @@ def grad_cam_panel(load, model_id: str, data: bytes, card: dict, result, block, 
         rho = rank_correlation(cam, block.spatial_map)
         st.markdown(f"Rank correlation (Spearman) of the two maps: **{rho:+.2f}**" if rho == rho else
                     "Rank correlation undefined: one of the maps is constant.")
+
+
+def lessons(load, model_id: str, data: bytes, card: dict, result, block, style: dict) -> None:
+    """Every lesson section for the selected block, in teaching order: how it computes, what knocking it out
+    changes, the class evidence beside it, and whether its map is faithful."""
+    step_through_panel(load, model_id, data, card, block.name, style["cmap"])
+    knockout_panel(load, model_id, data, card, block.name, [b.name for b in result.blocks])
+    grad_cam_panel(load, model_id, data, card, result, block, style)
+    faithfulness_panel(load, model_id, data, card, result, block, style)

@@ -1,17 +1,20 @@
 """The app's cached resources, bounded: the family, its loaded variants, the precomputed gallery,
-the analyses, and the background import of torch. Streamlit's caches are the app's only state
+the analyses, the slots for heavy jobs, and the background import of torch. Streamlit's caches are the app's only state
 shared between sessions."""
 
 from __future__ import annotations
 
 import importlib
 import threading
+import uuid
+from contextlib import AbstractContextManager
 
 import streamlit as st
 
 from ..explain.results import Analysis
 from ..models.registry import Family, VariantKey
 from .images import Limits, load_image
+from .jobs import JobSlots, server_limit
 from .precomputed import Precomputed
 
 LIMITS = Limits()
@@ -46,6 +49,18 @@ def analysed(model_id: str, image_bytes: bytes, root: str, _card: dict, _load_mo
 
     model, card, lock = _load_model()
     return analyse(model, load_image(image_bytes, LIMITS), card, lock=lock)
+
+
+@st.cache_resource
+def job_slots() -> JobSlots:
+    """The server's slots for heavy jobs (curves, randomisation runs, downloads)."""
+    return JobSlots(server_limit())
+
+
+def heavy_job(what: str) -> AbstractContextManager[None]:
+    """Hold one of the server's heavy-job slots for this session while the block runs; :class:`~cbam_viz.app.jobs.Busy`
+    with a message for the page when none is free."""
+    return job_slots().hold(st.session_state.setdefault("session_id", uuid.uuid4().hex), what)
 
 
 @st.cache_resource

@@ -123,3 +123,44 @@ def step_bars(series: dict[str, np.ndarray], title: str, y_title: str, x_title: 
         )
         .properties(height=200)
     )
+
+
+def perturbation_curves(curves: list, mode: str) -> alt.Chart:
+    """The class probability against the fraction of pixels removed (``deletion``) or revealed
+    (``insertion``), one line per map (:class:`cbam_viz.explain.faithfulness.Curve`), its area in the legend."""
+    frame = pd.DataFrame([{"map": f"{c.map} (area {c.area:.3f})", "fraction": float(f), "probability": float(p)}
+                          for c in curves if c.mode == mode for f, p in zip(c.fractions, c.probabilities)])
+    verb = "removed" if mode == "deletion" else "revealed"
+    return (
+        alt.Chart(frame, title=f"{mode.capitalize()}: most-attended pixels {verb} first")
+        .mark_line(point=alt.OverlayMarkDef(size=12))
+        .encode(
+            x=alt.X("fraction:Q", title=f"fraction of pixels {verb}", axis=alt.Axis(format="%")),
+            y=alt.Y("probability:Q", title="probability of the class", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("map:N", title=None, legend=alt.Legend(orient="top", columns=1)),
+            tooltip=[alt.Tooltip("map:N"), alt.Tooltip("fraction:Q", format=".0%"),
+                     alt.Tooltip("probability:Q", format=".4f")],
+        )
+        .properties(height=260)
+    )
+
+
+def cascade_heatmap(blocks: list[str], steps: list[str], rho: np.ndarray, what: str) -> alt.Chart:
+    """Rank correlation with the original attention (``rho``: steps x blocks) after each step of a
+    cascading randomisation, blocks in forward order, steps from the original down; NaN cells empty."""
+    frame = pd.DataFrame([{"block": b, "step": s, "rho": None if np.isnan(v) else round(float(v), 3)}
+                          for s, row in zip(steps, rho) for b, v in zip(blocks, row)])
+    base = alt.Chart(frame).encode(
+        x=alt.X("block:O", sort=blocks, title="block", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("step:O", sort=steps, title="CBAM parameters randomised"),
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color("rho:Q", title="Spearman", scale=alt.Scale(scheme="redblue", domain=[-1, 1])),
+        tooltip=[alt.Tooltip("step:O"), alt.Tooltip("block:O"), alt.Tooltip("rho:Q", format="+.3f")],
+    )
+    labels = base.mark_text(fontSize=11).encode(
+        text=alt.Text("rho:Q", format=".2f"),
+        color=alt.condition("abs(datum.rho) > 0.6", alt.value("white"), alt.value("black")),
+    )
+    return (cells + labels).properties(title=f"{what}: rank correlation with the original model's",
+                                       height=30 * len(steps) + 40)
