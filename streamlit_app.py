@@ -17,7 +17,7 @@ from cbam_viz.app.controls import (MODELS, SCALES, Shown, attention_mode, baseli
                                    configuration_rows, prediction_rows, start_values)
 from cbam_viz.app.imagenet_panel import imagenet
 from cbam_viz.app.lesson_panel import lessons
-from cbam_viz.app.images import KINDS, ImageError
+from cbam_viz.app.images import KINDS, ImageError, file_label, markdown_text
 from cbam_viz.app.precomputed import sample_files, test_images
 from cbam_viz.app.resources import LIMITS, analysed, family, torch_in_background, variant
 from cbam_viz.explain.results import Analysis
@@ -127,7 +127,7 @@ def image_section(start: dict, samples: dict, root: str, card: dict, model_id: s
     if source == "upload":
         up = st.file_uploader(f"An image ({KINDS})", key="upload",  # any file: the app says why one is refused
                               max_upload_size=LIMITS.max_bytes // 2**20)
-        data, label = (up.getvalue(), up.name) if up is not None else (None, None)
+        data, label = (up.getvalue(), file_label(up.name)) if up is not None else (None, None)
     elif source == "camera":
         shot = st.camera_input("Take a picture")
         data, label = (shot.getvalue(), "camera") if shot is not None else (None, None)
@@ -135,7 +135,7 @@ def image_section(start: dict, samples: dict, root: str, card: dict, model_id: s
         try:
             return label, data, analysed(model_id, data, root, card, load)
         except ImageError as e:
-            st.error(f"{label}: {e} Showing the gallery image instead.")
+            st.error(f"{markdown_text(label)}: {e} Showing the gallery image instead.")
     names = list(samples)
     st.selectbox("Gallery image", names, names.index(start["sample"]), key="sample", format_func=sample_label,
                  help="photos: sources and licences in assets/samples/SOURCES.md; CIFAR-10 test images (the "

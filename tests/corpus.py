@@ -90,7 +90,33 @@ def corpus() -> list[tuple[str, bytes, str]]:
         ("large.jpg", encode(photo(3000, 2000), "JPEG", quality=80), "ok"),
     ]
     items += [(f"exif-orientation-{o}.jpg", exif_jpeg(o), "ok") for o in range(1, 9)]
+    unsupported = {"icon.ico": "ICO", "picture.ppm": "PPM", "targa.tga": "TGA", "paint.pcx": "PCX",
+                   "scan.jp2": "JPEG2000", "silicon.sgi": "SGI", "texture.dds": "DDS", "quite-ok.qoi": "QOI"}
+    items += [(name, encode(base, fmt), f"{fmt} images are not supported. Upload a JPEG, PNG")
+              for name, fmt in unsupported.items()]
+    items += [
+        ("gray.pgm", encode(base.convert("L"), "PPM"), "PPM images are not supported"),
+        ("drawing.svg", b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><circle r="4"/></svg>', "SVG"),
+        ("document.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n", "PDF document"),
+        ("page.html", b"<html><head><title>x</title></head><body>hello</body></html>", "HTML page"),
+        ("empty.heic", b"", "empty"),
+        ("lossless.webp", encode(base, "WEBP", lossless=True), "ok"),
+        ("phone-48mp.jpg", encode(photo(1000, 750).resize((8000, 6000)), "JPEG", quality=70), "ok"),
+        ("phone-100mp.jpg", encode(photo(1220, 820).resize((12200, 8200)), "JPEG", quality=60), "ok"),
+        ("declares-250mp.jpg", jpeg_declaring(20000, 12500), "more than 200 megapixels, more than this app will decode"),
+        ("../../etc/passwd.png", png, "ok"),
+        ("C:\\Users\\teacher\\IMG_0001.jpg", jpeg, "ok"),
+        ("../[click me](javascript:alert(1)).png", b"not an image at all", "not an image file"),
+    ]
     return items
+
+
+def jpeg_declaring(width: int, height: int) -> bytes:
+    """A small baseline JPEG whose frame header declares ``width`` x ``height`` pixels."""
+    data = bytearray(encode(Image.new("RGB", (16, 16), "red"), "JPEG"))
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
 
 
 def expected_size(name: str) -> tuple[int, int] | None:

@@ -1,6 +1,8 @@
 """Checkpoint interop: pytorchcv, timm and the official layout give the same logits in our network."""
 
+import os
 import pickle
+import time
 
 import pytest
 import torch
@@ -193,7 +195,7 @@ def test_wrong_architecture_and_wrong_format_messages(tmp_path):
 
 
 def test_upload_store_is_content_addressed_and_bounded(tmp_path):
-    from cbam_viz.app.uploads import UploadStore
+    from cbam_viz.app.uploads import STALE_PART_S, UploadStore
     store = UploadStore(tmp_path / "up", max_files=2, max_bytes=250)
     a = store.put(b"a" * 100, ".pth")
     assert store.put(b"a" * 100, ".pth") == a and a.read_bytes() == b"a" * 100  # same content, same file
@@ -206,3 +208,9 @@ def test_upload_store_is_content_addressed_and_bounded(tmp_path):
     with pytest.raises(WeightsError, match="not a weights file type"):
         store.put(b"x", ".exe")
     assert not list((tmp_path / "up").glob("*.part"))
+    abandoned, writing = tmp_path / "up" / "old.part", tmp_path / "up" / "new.part"
+    abandoned.write_bytes(b"half")
+    writing.write_bytes(b"half")
+    os.utime(abandoned, (time.time() - 2 * STALE_PART_S,) * 2)
+    store.put(b"e" * 10, ".pth")  # cleans what a killed writer left, not another writer's file in progress
+    assert not abandoned.exists() and writing.exists()

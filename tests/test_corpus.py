@@ -6,7 +6,7 @@ import re
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
-from cbam_viz.app.images import ImageError, load_image
+from cbam_viz.app.images import ImageError, file_label, load_image, markdown_text
 
 from .conftest import write_report
 from .corpus import corpus, encode, expected_size, photo
@@ -16,7 +16,7 @@ CORPUS = corpus()
 
 
 def test_corpus_is_large_enough():
-    assert len(CORPUS) >= 30 and len({n for n, _, _ in CORPUS}) == len(CORPUS)
+    assert len(CORPUS) >= 45 and len({n for n, _, _ in CORPUS}) == len(CORPUS)
 
 
 def test_library_outcomes():
@@ -55,8 +55,9 @@ def test_app_outcomes_and_recovery(app_family, monkeypatch):
             outcome = f"analysed: top-1 {predictions(at)[0][0]} {predictions(at)[0][1]}"
         else:
             assert errors and re.search(expect, errors[0]), f"{name}: {errors}"
-            assert errors[0].startswith(name), errors[0]
-            outcome = "message: " + errors[0][len(name) + 2:]
+            shown = markdown_text(file_label(name))  # no folders; Markdown escaped so the name shows as typed
+            assert errors[0].startswith(f"{shown}: "), errors[0]
+            outcome = "message: " + errors[0][len(shown) + 2:]
         rows.append((name, outcome))
         at.file_uploader(key="upload").set_value(("normal.png", normal, "image/png")).run()
         assert not at.exception and not at.error and len(predictions(at)) == 3, name

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -41,6 +42,17 @@ class Limits:
     max_jpeg_pixels: int = 200_000_000  # decoded at 1/2, 1/4 or 1/8 scale to at most max_pixels
     min_side: int = 8
     max_aspect: float = 10.0
+
+
+def file_label(name: str) -> str:
+    """An uploaded file's name as the page uses it: without any folders that a browser or a crafted
+    request put in it."""
+    return re.split(r"[\\/]", name)[-1].strip() or "the upload"
+
+
+def markdown_text(text: str) -> str:
+    """``text`` with Markdown's special characters escaped, so that a name shows as typed."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", text)
 
 
 class ImageError(ValueError):
@@ -98,7 +110,8 @@ def load_image(data: bytes, limits: Limits = Limits()) -> Image.Image:
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         if isinstance(e, UnidentifiedImageError):
             raise ImageError(f"This file is {_what_is_it(data)}. Upload a {KINDS} image.") from None
-        raise ImageError("The image declares more pixels than this app will decode (possible decompression bomb).") from None
+        raise ImageError(f"The image declares more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, more than this "
+                         "app will decode: resize it first (or it is a decompression bomb).") from None
     except (OSError, ValueError, SyntaxError) as e:
         if "truncat" in str(e).lower():
             raise ImageError("The file is truncated or corrupt: its header is incomplete.") from None

@@ -3,18 +3,20 @@
 The checkpoint readers take a path, so an uploaded file has to be written somewhere. Each upload
 is stored once under the sha256 of its bytes (two users who upload the same file share it, and
 nobody can reach a file without having its exact content); the folder never holds more than
-``max_files`` files or ``max_bytes`` bytes: the least recently used are deleted first.
+``max_files`` files or ``max_bytes`` bytes: the least recently used are deleted first. A partial
+file that a writer left behind (a server killed mid-write) is deleted after :data:`STALE_PART_S`.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from ..models.weights import MAX_WEIGHTS_BYTES, WeightsError, human_bytes, sha256_bytes
 
-
+STALE_PART_S = 3600  # a write in progress takes seconds; a partial file this old was abandoned
 
 def default_folder() -> Path:
     """Where uploads are kept: ``$CBAM_VIZ_UPLOADS``, else ``cbam-viz-uploads`` in the system's temporary folder."""
@@ -55,6 +57,9 @@ class UploadStore:
         return path
 
     def _evict(self, keep: Path) -> None:
+        for part in self.root.glob("*.part"):
+            if time.time() - part.stat().st_mtime > STALE_PART_S:
+                part.unlink(missing_ok=True)
         total = 0
         for i, p in enumerate(self.files()):
             size = p.stat().st_size
