@@ -6,26 +6,26 @@ into ``cbam_viz``; every number it shows is computed there or read from a model 
 
 from __future__ import annotations
 
-from dataclasses import astuple, replace
+from dataclasses import replace
 
 import streamlit as st
 
 # Nothing imported here loads torch: a gallery image analysed in advance (cbam_viz.app.precomputed)
 # is shown without it, and torch is imported in a background thread meanwhile.
 from cbam_viz.app.classroom_panel import classroom
+from cbam_viz.app.compare_panel import View, side_by_side
 from cbam_viz.app.controls import (MODELS, SCALES, Shown, attention_mode, baseline_for, classes_note,
                                    configuration_rows, prediction_rows, start_values)
 from cbam_viz.app.imagenet_panel import imagenet
 from cbam_viz.app.lesson_panel import lessons
 from cbam_viz.app.images import KINDS, ImageError, file_label, markdown_text
 from cbam_viz.app.precomputed import sample_files, test_images
-from cbam_viz.app.resources import LIMITS, analysed, family, torch_in_background, variant
+from cbam_viz.app.resources import LIMITS, analysed, family, member, torch_in_background
 from cbam_viz.explain.results import Analysis
 from cbam_viz.explain.statistics import usual_spread
 from cbam_viz.models.config import KERNEL_SIZES, ORDERS, REDUCTIONS
 from cbam_viz.models.cards import facts, training_summary
 from cbam_viz.models.registry import PROTOCOLS, VariantKey, VariantNotFound, default_root, normalise_key
-from cbam_viz.models.weights import WeightsError
 from cbam_viz.render import charts, overlays, tables
 from cbam_viz.render.exports import downloads
 
@@ -88,20 +88,6 @@ def builtin_model(root: str, attention: str) -> tuple[dict, str, object, Variant
     if key.protocol != ss.protocol and attention != "none":
         st.sidebar.caption(f"This configuration was trained {key.protocol} only: that is the model shown.")
     return *member(root, key), key
-
-
-def member(root: str, key: VariantKey) -> tuple[dict, str, object]:
-    """A family variant's card, id and loader of (model, card, lock)."""
-    card = family(root).card(key)
-
-    def load() -> tuple:
-        try:
-            return variant(root, *astuple(key))
-        except WeightsError as e:
-            st.error(str(e))
-            st.stop()
-
-    return card, f"cifar10/{card['name']}/{card['weights']['sha256']}", load
 
 
 def like_for_like(baseline: dict | None, key: VariantKey | None, root: str, data: bytes) -> dict | None:
@@ -279,6 +265,7 @@ def main() -> None:
         st.stop()
     block = one_block(result, start, card)
     lessons(load, model_id, data, card, result, block, style())
+    side_by_side(View(card, model_id, load, label, data, result), root, builtin, samples, block.name, style())
     every_block(result)
     classroom(card, ss.order if (ss.ca and ss.sa) or not builtin else None,
               list(family(root).cards.values()) if builtin else None)

@@ -248,6 +248,31 @@ def test_faithfulness_curves_and_randomisation_check(app):
     assert job_slots().running() == 0  # every slot given back
 
 
+def test_side_by_side_configuration_image_and_knockout(app):
+    app.session_state["compare"] = True
+    app.selectbox(key="block").set_value("layer2.0").run()
+    assert not app.exception and not app.error
+    chosen = app.selectbox(key="compare_variant").value  # another configuration with both gates
+    assert chosen.attention == "both" and chosen.protocol == "like-for-like"  # the tiny family's only other e2e is plain
+    assert any(c.value.startswith("Trained differently (end-to-end here, like-for-like there)") for c in app.caption)
+    titles = [m.value for m in app.markdown if m.value.startswith("**This view: ")]
+    assert len(titles) == 1 and " on " in titles[0]
+    agreement = next(m.value for m in app.markdown if m.value.startswith("| block | channel weights r | spatial maps r"))
+    assert len(agreement.splitlines()) == 2 + 3  # every block of the tiny family
+    assert any(c.startswith("Difference at layer2.0, right minus left") for i in app.image for c in i.captions)
+    app.radio(key="compare_with").set_value("image").run()
+    assert not app.exception and not app.error
+    assert any(m.value.startswith("**channel-first-k7-r16 on ") for m in app.markdown)
+    app.radio(key="compare_with").set_value("knockout").run()
+    app.selectbox(key="compare_knockout").set_value("spatial-one").run()
+    assert not app.exception and not app.error
+    rows = next(m.value for m in app.markdown if m.value.startswith("| block | channel weights r")).splitlines()[2:]
+    cells = {r.split(" | ")[0].strip("| "): r.strip("| ").split(" | ")[1:] for r in rows}
+    assert cells["layer1.0"] == ["+1.000", "+1.000"]  # before the knocked-out block: the same attention
+    assert cells["layer2.0"][1] == "n/a"  # Ms := 1 is constant: no correlation
+    assert any("Ms := 1 (spatial gate off) in layer2.0" in m.value for m in app.markdown)
+
+
 def test_both_gates_off_is_the_plain_baseline(app):
     app.selectbox(key="block").set_value("layer2.0").run()
     app.sidebar.toggle(key="ca").set_value(False).run()

@@ -7,12 +7,14 @@ from __future__ import annotations
 import importlib
 import threading
 import uuid
+from dataclasses import astuple
 from contextlib import AbstractContextManager
 
 import streamlit as st
 
 from ..explain.results import Analysis
 from ..models.registry import Family, VariantKey
+from ..models.weights import WeightsError
 from .images import Limits, load_image
 from .jobs import JobSlots, server_limit
 from .precomputed import Precomputed
@@ -31,6 +33,21 @@ def variant(root: str, *key_fields):
     """A loaded variant (model, card, lock for its forward passes), for the fields of its :class:`VariantKey`."""
     model, card = family(root).load(VariantKey(*key_fields))
     return model, card, threading.Lock()
+
+
+def member(root: str, key: VariantKey) -> tuple[dict, str, object]:
+    """A family variant's card, its id (name and weights checksum) and a loader of (model, card,
+    lock) that puts a message in the page and stops the run when the weights are unusable."""
+    card = family(root).card(key)
+
+    def load() -> tuple:
+        try:
+            return variant(root, *astuple(key))
+        except WeightsError as e:
+            st.error(str(e))
+            st.stop()
+
+    return card, f"cifar10/{card['name']}/{card['weights']['sha256']}", load
 
 
 @st.cache_resource(max_entries=4)
