@@ -6,30 +6,31 @@ into ``cbam_viz``; every number it shows is computed there or read from a model 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import streamlit as st
 
 # Nothing imported here loads torch: a gallery image analysed in advance (cbam_viz.app.precomputed)
 # is shown without it, and torch is imported in a background thread meanwhile.
+from cbam_viz.app.channel_panel import channel_drilldown
 from cbam_viz.app.classroom_panel import classroom
-from cbam_viz.app.compare_panel import View, side_by_side
-from cbam_viz.app.controls import (MODELS, SCALES, Shown, attention_mode, baseline_for, classes_note,
-                                   configuration_rows, prediction_rows, start_values)
+from cbam_viz.app.compare_panel import side_by_side
+from cbam_viz.app.controls import MODELS, SCALES, Shown, attention_mode, classes_note, start_values
 from cbam_viz.app.imagenet_panel import imagenet
-from cbam_viz.app.lesson_panel import lessons
 from cbam_viz.app.images import KINDS, ImageError, file_label, markdown_text
+from cbam_viz.app.lesson_panel import lessons
 from cbam_viz.app.precomputed import sample_files, test_images
+from cbam_viz.app.predictions_panel import predictions_and_card
 from cbam_viz.app.resources import LIMITS, analysed, family, member, torch_in_background
+from cbam_viz.app.view import View
 from cbam_viz.explain.results import Analysis
 from cbam_viz.explain.statistics import usual_spread
 from cbam_viz.models.config import KERNEL_SIZES, ORDERS, REDUCTIONS
-from cbam_viz.models.cards import facts, training_summary
 from cbam_viz.models.registry import PROTOCOLS, VariantKey, VariantNotFound, default_root, normalise_key
 from cbam_viz.render import charts, overlays, tables
 from cbam_viz.render.exports import downloads
 
-st.set_page_config(page_title="cbam-viz", layout="wide")
+LESSON_CSS = "<style>html { font-size: 19px; } [data-testid='stMainBlockContainer'] { padding-top: 1.2rem; }</style>"
+st.set_page_config(page_title="cbam-viz", layout="wide",  # a lesson-mode link opens with the sidebar closed
+                   initial_sidebar_state="collapsed" if st.query_params.get("lesson") == "1" else "auto")
 TEST_IMAGE = "cifar10-"  # the gallery's CIFAR-10 test images are named cifar10-<class>
 
 
@@ -74,6 +75,10 @@ def sidebar(start: dict):
              help="relative: the map's own min..max; absolute: the sigmoid's full 0..1")
     sb.checkbox("Sort channels by weight", start["sort"], key="sort")
     sb.number_input("Highlight top-k channels", 1, 64, start["topk"], key="topk")
+    sb.subheader("Classroom")
+    sb.toggle("Lesson mode (projector)", start["lesson"], key="lesson", help="for 1280x720: the image, the block's "
+              "map and bars on the first screen, larger type; the predictions below them")
+    sb.toggle("Predict, then reveal", start["reveal"], key="reveal", help="the predictions stay hidden until a click")
     return weights_box
 
 
@@ -88,21 +93,6 @@ def builtin_model(root: str, attention: str) -> tuple[dict, str, object, Variant
     if key.protocol != ss.protocol and attention != "none":
         st.sidebar.caption(f"This configuration was trained {key.protocol} only: that is the model shown.")
     return *member(root, key), key
-
-
-def like_for_like(baseline: dict | None, key: VariantKey | None, root: str, data: bytes) -> dict | None:
-    """The predictions to compare with, like with like: when the previous configuration was trained
-    by another protocol, the same configuration trained by this one; if there is none, a note why
-    nothing is compared."""
-    if not baseline or key is None or baseline.get("key") is None or key.comparable(baseline["key"]):
-        return baseline
-    twin = replace(baseline["key"], protocol=key.protocol)
-    if twin not in family(root).cards:
-        return {"note": f"No change column: the previous model ({baseline['name']}) was trained "
-                        f"{baseline['key'].protocol} and has no {key.protocol} twin. Set Training to like-for-like "
-                        "to compare configurations."}
-    card, model_id, load = member(root, twin)
-    return {"name": card["name"], "key": twin, "probs": dict(analysed(model_id, data, root, card, load).top)}
 
 
 def image_section(start: dict, samples: dict, root: str, card: dict, model_id: str, load) -> tuple[str, bytes, Analysis]:
@@ -149,59 +139,34 @@ def what_the_model_saw(result: Analysis, card: dict, label: str, uploaded: bool)
         note.info(text)
 
 
-def predictions_and_card(result: Analysis, card: dict, shown: Shown, key: VariantKey | None, root: str,
-                         data: bytes) -> None:
-    """The top-5 (with the change since the previous configuration, like with like) and the model card's facts."""
-    ss = st.session_state
-    left, right = st.columns([3, 2])
-    with left:
-        st.subheader("Top-5 predictions")
-        ss.baseline = like_for_like(baseline_for(shown, ss.get("last"), ss.get("baseline")), key, root, data)
-        baseline = ss.baseline if ss.baseline and "probs" in ss.baseline else None
-        st.container(key="predictions").markdown(tables.markdown_table(prediction_rows(result.top, baseline), index="rank"))
-        if ss.baseline and not baseline:
-            st.caption(ss.baseline["note"])
-        if baseline:
-            trained = f", trained {baseline['key'].protocol}" if baseline.get("key") else ""
-            st.caption(f"change (pts): in percentage points since {baseline['name']}{trained}, on the same image "
-                       "(new: not in its top-5)")
-        ss.last = {"shown": shown, "name": card["name"], "probs": dict(result.top), "key": key}
-    with right:
-        st.subheader("This model")
-        st.markdown(f"**{card['name']}**: {card['training']['trained']}")
-        st.markdown("\n".join(f"- {f}" for f in facts(card)))
-        if key is not None:
-            with st.expander("Every configuration, like with like"):
-                st.markdown(tables.markdown_table(configuration_rows(list(family(root).cards.values()), key)))
-                st.caption("like-for-like: attention, BatchNorm and classifier trained on a shared network's frozen "
-                           "convolutions, the same way for every configuration; compare configurations by these.")
-        m = card.get("metrics")
-        if m:
-            with st.expander("How it was trained, per-class accuracy"):
-                st.markdown(training_summary(card["training"]))
-                st.markdown(tables.markdown_table([{"class": c, "top-1 %": f"{a:.1f}"}
-                                                   for c, a in zip(card["classes"], m["test_per_class_top1"])]))
-
-
-def one_block(result: Analysis, start: dict, card: dict):
+def one_block(view: View, start: dict, root: str | None):
     """The chosen block's channel weights (interactive bars) and spatial map (over the image), with
-    what is usual for the block over the test set when its card measured it."""
-    ss = st.session_state
+    what is usual for the block over the test set when its card measured it; in lesson mode, the
+    image beside them."""
+    ss, result, card = st.session_state, view.result, view.card
     st.subheader("One block")
     names = [b.name for b in result.blocks]
     # set on every run: a picker new to the browser would otherwise show its first option
     ss.block = ss.get("block") if ss.get("block") in names else (start["block"] if start["block"] in names else names[-1])
     st.selectbox("CBAM block (grouped by stage)", names, key="block", format_func=lambda n: result.block(n).label)
     block = result.block(ss.block)
-    cw_col, sm_col = st.columns(2)
+    if ss.lesson:
+        image_col, cw_col, sm_col = st.columns([2, 3, 3])
+        image_col.image(result.view, caption="the region the model saw", width="stretch")
+    else:
+        cw_col, sm_col = st.columns(2)
+    size = 320 if ss.lesson else 384
     with cw_col:
         if block.channel_weights is None:
             st.info("Channel attention is off in this configuration.")
         else:
             rows = tables.channel_rows(block.channel_weights, ss.sort, ss.topk)
             event = st.altair_chart(charts.channel_bars(rows, f"{block.name}: channel weights Mc"),
-                                    on_select="rerun", key=f"bars-{block.name}", width="stretch", height=340)
-            st.markdown(tables.selected_channel(rows, event.selection.get(charts.CHANNEL_SELECTION), block.name))
+                                    on_select="rerun", key=f"bars-{block.name}", width="stretch", height=size - 44)
+            picked = tables.picked_channel(event.selection.get(charts.CHANNEL_SELECTION), rows)
+            st.markdown(tables.selected_channel(rows, picked, block.name))
+            if picked is not None:
+                channel_drilldown(view, root, block.name, picked, ss.cmap)
             st.markdown(tables.stats_table(block.channel_weights))
             st.caption("entropy: of the weights normalised to sum 1, divided by log C (1 = perfectly even). "
                        + usual_spread(card.get("attention_statistics"), block.name, "channel"))
@@ -211,7 +176,7 @@ def one_block(result: Analysis, start: dict, card: dict):
         else:
             h, w = block.spatial_map.shape
             picture = overlays.overlay(result.view, block.spatial_map, ss.cmap, ss.opacity, ss.smooth, ss.scale)
-            st.altair_chart(charts.spatial_map(picture, block.spatial_map, ss.cmap, ss.scale), key=f"map-{block.name}")
+            st.altair_chart(charts.spatial_map(picture, block.spatial_map, ss.cmap, ss.scale, size), key=f"map-{block.name}")
             st.caption(f"{block.name}: spatial map Ms ({h}x{w}) over the region the model saw; hover a cell for "
                        f"its value. {overlays.range_note(block.spatial_map)} "
                        + usual_spread(card.get("attention_statistics"), block.name))
@@ -251,31 +216,46 @@ def main() -> None:
         ss.start = start_values(st.query_params.to_dict(), list(samples))
     start = ss.start
     weights_box = sidebar(start)
-    st.title("What does CBAM attend to?")
+    if ss.lesson:
+        st.html(LESSON_CSS)
+    else:
+        st.title("What does CBAM attend to?")
     attention = attention_mode(ss.ca, ss.sa)
     root = str(default_root())
     builtin = ss.model == "cifar10"
     card, model_id, load, key = builtin_model(root, attention) if builtin else (*imagenet(weights_box, ss.order), None)
     label, data, result = image_section(start, samples, root, card, model_id, load)
-    what_the_model_saw(result, card, label, uploaded=ss.source != "gallery" and label != ss.get("sample"))
-    predictions_and_card(result, card, Shown(label, ss.model, model_id), key, root, data)
+    view = View(card, model_id, load, label, data, result)
+    block_first = ss.lesson and result.blocks  # lesson mode: the block's maps first, the predictions below
+    if not ss.lesson:
+        what_the_model_saw(result, card, label, uploaded=ss.source != "gallery" and label != ss.get("sample"))
+    if not block_first:
+        told = predictions_and_card(view, Shown(label, ss.model, model_id), key, root)
     if not result.blocks:
         st.info("This is the plain ResNet without attention: there is no channel weight or spatial map to show. "
                 "Turn a gate back on in the sidebar to compare.")
         st.stop()
-    block = one_block(result, start, card)
-    lessons(load, model_id, data, card, result, block, style())
-    side_by_side(View(card, model_id, load, label, data, result), root, builtin, samples, block.name, style())
+    block = one_block(view, start, root if builtin else None)
+    if block_first:
+        told = predictions_and_card(view, Shown(label, ss.model, model_id), key, root)
+    if told:
+        lessons(view, block, style())
+        side_by_side(view, root, builtin, samples, block.name, style())
+    else:
+        st.caption("The lesson panels, the side-by-side view and the downloads name the predicted class: they "
+                   "appear once the predictions are revealed.")
     every_block(result)
     classroom(card, ss.order if (ss.ca and ss.sa) or not builtin else None,
               list(family(root).cards.values()) if builtin else None)
-    exports(result, block, {"model": ss.model, "variant": card["name"], "attention": attention if builtin else "both",
-                            "order": ss.order, "kernel_size": start["kernel"] if builtin else 7,
-                            "reduction": start["ratio"] if builtin else 16, "image": label})
+    if told:
+        exports(result, block, {"model": ss.model, "variant": card["name"], "attention": attention if builtin else "both",
+                                "order": ss.order, "kernel_size": start["kernel"] if builtin else 7,
+                                "reduction": start["ratio"] if builtin else 16, "image": label})
     st.query_params.from_dict({
         "model": ss.model, "ca": int(ss.ca), "sa": int(ss.sa), "order": ss.order, "protocol": ss.protocol, "kernel": start["kernel"],
         "ratio": start["ratio"], "block": ss.block, "cmap": ss.cmap, "opacity": ss.opacity, "smooth": int(ss.smooth),
         "scale": ss.scale, "sort": int(ss.sort), "topk": ss.topk, "sample": ss.get("sample", start["sample"]),
+        "lesson": int(ss.lesson), "reveal": int(ss.reveal),
     })
     torch_in_background()
 

@@ -74,11 +74,20 @@ def app_family(tiny_dataset, tmp_path_factory) -> Path:
     reuse = os.environ.get("CBAM_VIZ_TEST_FAMILY")  # a folder to keep the family in between local runs
     out = Path(reuse) if reuse else tmp_path_factory.mktemp("app") / "family"
     if reuse and (out / "channel-first-k7-r16-twin.json").is_file():
-        return out
+        return with_channel_images(out, tiny_dataset)
     common = ["--data", str(tiny_dataset), "--out", str(out), "--checkpoint-dir", str(out.parent / "ckpt"),
               "--cache-dir", str(out.parent / "cache"), *TINY_TRAIN]
     assert train.main([*common, "--name", "plain", "--attention", "none", "--epochs", "4"]) == 0
     assert train.main([*common, "--name", "channel-first-k7-r16", "--epochs", "4"]) == 0
     for name, extra in APP_VARIANTS.items():
         assert train.main([*common, "--name", name, *extra, "--backbone", str(out / "plain.safetensors")]) == 0
-    return out
+    return with_channel_images(out, tiny_dataset)
+
+
+def with_channel_images(family: Path, dataset: Path) -> Path:
+    """The family with each variant's top test images per channel, as the built-in family ships them."""
+    from cbam_viz.training.gallery import export_channel_images
+
+    if not (family / "channel-first-k7-r16.channels.npz").is_file():
+        export_channel_images(family, dataset, k=3)
+    return family

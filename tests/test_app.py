@@ -11,7 +11,10 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import cbam_viz.models.imagenet
+from cbam_viz.app.images import markdown_text
 from cbam_viz.explain.classroom import CHANNEL_FORMULA, ORDER_FORMULAS, SPATIAL_FORMULA, reference_cbam512
+
+from .conftest import CLASSES
 
 APP = str(__import__("pathlib").Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
@@ -133,7 +136,8 @@ def test_bad_upload_shows_an_error_and_the_app_keeps_working(app):
                                 ("notes.pdf", b"%PDF-1.7\n%%EOF\n", "PDF document")]:
         app.file_uploader(key="upload").set_value((name, data, "application/octet-stream")).run()
         errors = [e.value for e in app.error]
-        assert not app.exception and any(e.startswith(f"{name}: ") and message in e for e in errors), errors
+        shown = markdown_text(name)  # as typed, whatever Markdown would make of it
+        assert not app.exception and any(e.startswith(f"{shown}: ") and message in e for e in errors), errors
         assert any("Showing the gallery image instead" in e for e in errors) and len(predictions(app)) == 3
 
 
@@ -273,6 +277,43 @@ def test_side_by_side_configuration_image_and_knockout(app):
     assert any("Ms := 1 (spatial gate off) in layer2.0" in m.value for m in app.markdown)
 
 
+def channel_page(root: str, block: str, channel: int) -> None:
+    """The channel drill-down alone, for the canonical model of the family at ``root`` on a red image
+    (a click on a bar is the browser's; this is what it draws)."""
+    import io as io_
+
+    from PIL import Image as Image_
+
+    from cbam_viz.app.channel_panel import channel_drilldown
+    from cbam_viz.app.resources import analysed, member
+    from cbam_viz.app.view import View
+    from cbam_viz.models.registry import VariantKey
+
+    buf = io_.BytesIO()
+    Image_.new("RGB", (40, 30), "red").save(buf, format="PNG")
+    card, model_id, load = member(root, VariantKey())
+    result = analysed(model_id, buf.getvalue(), root, card, load)
+    channel_drilldown(View(card, model_id, load, "red", buf.getvalue(), result), root, block, channel, "viridis")
+
+
+def test_channel_drilldown_feature_maps_and_test_images(app_family, tiny_dataset, monkeypatch):
+    from cbam_viz.explain.channel_images import ChannelImages
+
+    monkeypatch.setenv("CBAM_VIZ_TEST_SPLIT", str(tiny_dataset / "test"))
+    at = AppTest.from_function(channel_page, args=(str(app_family), "layer2.0", 1), default_timeout=120).run()
+    assert not at.exception and not at.error
+    assert any(m.value.startswith("**Channel 1 of layer2.0**: weight Mc = 0.") for m in at.markdown)
+    captions = [c for image in at.image for c in image.captions]
+    assert captions[0].startswith("before the gates: ") and captions[1].startswith("after (x Mc x Ms): ")
+    shipped = ChannelImages(app_family / "channel-first-k7-r16.channels.npz").examples("layer2.0", 1)
+    assert captions[2:] == [f"{sorted(CLASSES)[e.label]}, weight {e.weight:.3f}" for e in shipped]
+    assert [e.weight for e in shipped] == sorted((e.weight for e in shipped), reverse=True)
+    monkeypatch.setenv("CBAM_VIZ_TEST_SPLIT", str(tiny_dataset / "elsewhere"))  # no test split on this server
+    at = AppTest.from_function(channel_page, args=(str(app_family), "layer2.0", 1), default_timeout=120).run()
+    assert len(at.image) == 2 and any("not drawn: the CIFAR-10 test split is not at" in c.value for c in at.caption)
+    assert any(f"`test/{shipped[0].file}`" in m.value for m in at.markdown)
+
+
 def test_both_gates_off_is_the_plain_baseline(app):
     app.selectbox(key="block").set_value("layer2.0").run()
     app.sidebar.toggle(key="ca").set_value(False).run()
@@ -301,7 +342,11 @@ def test_classroom_panel_is_drawn_when_opened(app, app_family):
     spatial_first = [json.loads((app_family / f"spatial-first-k{k}-r16.json").read_text())["metrics"]["test_top1"]
                      for k in (3, 7)]  # the family's like-for-like spatial-first variants
     assert f"| order: spatial-first | {sum(spatial_first) / 2:.2f} (mean of 2) | Table 3: slightly worse" in paper
+    app.button(key="formula-channel").click().run()  # each formula links to its computation on this image
+    assert app.session_state["steps"] and any(
+        json.loads(c.proto.spec).get("title") == "4. sigmoid of the sum: the weights Mc" for c in app.get("vega_lite_chart"))
     app.session_state["classroom"] = False
+    app.session_state["steps"] = False
     assert not app.run().latex
 
 
@@ -324,6 +369,26 @@ def test_view_is_restored_from_the_url(app_family, monkeypatch):
     assert at.slider(key="opacity").value == 0.8 and at.selectbox(key="sample").value == "horse"
     assert at.selectbox(key="kernel").value == 7
     assert at.query_params["order"] == ["parallel"] or at.query_params["order"] == "parallel"
+
+
+def test_lesson_mode_and_predict_then_reveal_from_the_url(app_family, monkeypatch):
+    monkeypatch.setenv("CBAM_VIZ_FAMILY", str(app_family))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params.update({"lesson": "1", "reveal": "1", "block": "layer2.0"})
+    at.run()
+    assert not at.exception and at.toggle(key="lesson").value and at.toggle(key="reveal").value
+    assert not at.main.title and any("font-size" in h.proto.body for h in at.get("html"))  # projector layout
+    assert at.image[0].captions == ["the region the model saw"]  # beside the block's bars and map
+    hidden = lambda: not any(m.value.startswith("| rank | class | probability") for m in at.markdown)  # noqa: E731
+    assert hidden() and not at.get("download_button") and at.button(key="reveal_button")
+    assert not any(e.label.startswith("Side by side") for e in at.expander)
+    at.button(key="reveal_button").click().run()
+    assert not hidden() and len(predictions(at)) == 3 and at.get("download_button")  # the tiny family: 3 classes
+    at.selectbox(key="sample").set_value("horse").run()  # a new image: predict again
+    assert hidden()
+    assert at.query_params["lesson"] in (["1"], "1") and at.query_params["reveal"] in (["1"], "1")
+    at.toggle(key="reveal").set_value(False).run()
+    assert not hidden() and not at.exception
 
 
 @pytest.fixture

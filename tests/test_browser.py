@@ -221,3 +221,65 @@ def test_step_through_and_knockout_panels_in_the_browser():
         text = knockouts.inner_text()
         assert "Top-5 with the knock-out" in text and "drop (pts)" in text and "layer3.0" in text
         knockouts.screenshot(path=OUT / "knockouts.png")
+
+
+@BUILT_IN
+def test_side_by_side_faithfulness_and_channel_drilldown_in_the_browser():
+    """The other lesson panels in a real browser: a click on a bar opens the channel's drill-down; side by side
+    with another configuration; the deletion and insertion curves and the randomisation check run with a click."""
+    with built_in_page("/?block=layer2.0") as page:
+        bars = page.locator('[data-testid="stVegaLiteChart"]').first.locator("g.mark-rect path")  # Vega's SVG bars
+        bars.nth(bars.count() // 2).click()
+        page.get_by_text("before the gates:").first.wait_for(timeout=60_000)
+        wait_ready(page)
+        text = page.inner_text("body")
+        assert "after (x Mc x Ms):" in text and "test images that weight channel" in text
+        page.locator('[data-testid="stColumn"]').filter(has_text="before the gates:").first.screenshot(
+            path=OUT / "channel.png")
+        page.get_by_text("Side by side: another configuration, another image or a knock-out").click()
+        page.get_by_text("Agreement per block").first.wait_for(timeout=120_000)
+        wait_ready(page)
+        side = page.locator('[data-testid="stExpander"]').filter(has_text="Side by side")
+        assert "This view: channel-first-k7-r16" in side.inner_text() and "spatial maps r" in side.inner_text()
+        side.screenshot(path=OUT / "side-by-side.png")
+        page.get_by_text("Is the attention faithful?").click()
+        faithful = page.locator('[data-testid="stExpander"]').filter(has_text="Is the attention faithful?")
+        faithful.get_by_role("button", name="Compute the deletion and insertion curves").click()
+        faithful.get_by_text("deletion area").first.wait_for(timeout=180_000)
+        wait_ready(page)
+        faithful.get_by_role("button", name="Compute the randomisation check").click()
+        faithful.get_by_text("layer2.0's map Ms at a step").wait_for(timeout=180_000)
+        wait_ready(page)
+        faithful.get_by_role("button", name="Compute the randomisation check").wait_for(state="detached", timeout=60_000)
+        wait_ready(page)
+        faithful.screenshot(path=OUT / "faithfulness.png")
+
+
+@BUILT_IN
+def test_lesson_mode_fits_a_projector_screen():
+    """At 1280x720 in lesson mode, the image, the selected block's map and its bars are on the first screen;
+    with predict-then-reveal the top-5 appears only after the click."""
+    from playwright.sync_api import sync_playwright
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    proc, url, _ = start_server({"CBAM_VIZ_FAMILY": ""})
+    try:
+        with sync_playwright() as p:
+            browser = launch(p)
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(url + "/?lesson=1&reveal=1&block=layer2.0")
+            page.get_by_text("Reveal the predictions").wait_for(timeout=120_000)
+            wait_ready(page)
+            image = page.get_by_text("the region the model saw").first
+            charts = page.locator('[data-testid="stVegaLiteChart"]')
+            for element in (image, charts.nth(0), charts.nth(1)):  # the image, the bars, the map
+                box = element.bounding_box()
+                assert box and box["y"] >= 0 and box["y"] + box["height"] <= 720, box
+            assert page.locator(PREDICTIONS_TABLE).count() == 0
+            page.screenshot(path=OUT / "lesson-mode.png")
+            page.get_by_text("Reveal the predictions").click()
+            page.locator(PREDICTIONS_TABLE).wait_for(timeout=60_000)
+            assert "lesson=1" in page.url and "reveal=1" in page.url
+            browser.close()
+    finally:
+        stop_server(proc)

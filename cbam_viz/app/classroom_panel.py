@@ -9,6 +9,16 @@ from ..explain.classroom import (CHANNEL_FORMULA, ORDER_FORMULAS, PAPER, PAPER_C
 from ..render import tables
 
 
+def _open_step_through() -> None:
+    st.session_state["steps"] = True  # the step-through expander's state (lesson_panel.step_through_panel)
+
+
+def _see_it(steps: str, gate: str) -> None:
+    """A link from a formula to the same computation on the image shown."""
+    st.button(f"See it computed on this image: {steps}", key=f"formula-{gate}", on_click=_open_step_through,
+              type="tertiary", help="opens the step-through of the selected block above")
+
+
 def classroom(card: dict, order: str | None, family_cards: list[dict] | None = None) -> None:
     """How CBAM works, with this configuration's figures; drawn only while open (formulas load KaTeX).
     ``order`` is the gates' order when both are on, else None; with the built-in family's cards, its
@@ -19,8 +29,10 @@ def classroom(card: dict, order: str | None, family_cards: list[dict] | None = N
     with panel:
         st.markdown("**Channel attention** weighs each feature channel:")
         st.latex(CHANNEL_FORMULA)
+        _see_it("the channel gate's steps 1 to 4 (descriptors, shared MLP, sum, sigmoid)", "channel")
         st.markdown("**Spatial attention** weighs each position:")
         st.latex(SPATIAL_FORMULA)
+        _see_it("the spatial gate's steps 1 to 5 (channel mean and max, kernel, convolution, sigmoid)", "spatial")
         if order:
             st.markdown(f"**Order** ({order}):")
             st.latex(ORDER_FORMULAS[order])

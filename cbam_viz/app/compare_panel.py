@@ -7,9 +7,6 @@ knock-out's from its own), so flipping between the two columns costs nothing the
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 import streamlit as st
 
@@ -18,20 +15,9 @@ from ..explain.knockouts import KNOCKOUTS
 from ..explain.results import Analysis
 from ..render import charts, overlays, tables
 from .resources import LIMITS, analysed, family, member
+from .view import View
 
 CHOICES = {"configuration": "another configuration", "image": "another image", "knockout": "a knock-out of this model"}
-
-
-@dataclass(frozen=True)
-class View:
-    """One column: a model (card, id, loader of (model, card, lock)) on an image (label, bytes), analysed."""
-
-    card: dict
-    model_id: str
-    load: Callable
-    label: str
-    data: bytes
-    result: Analysis
 
 
 @st.cache_data(max_entries=16, show_spinner="Running the knock-out…")

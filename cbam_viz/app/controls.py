@@ -49,6 +49,7 @@ def start_values(query: Mapping[str, str], samples: list[str]) -> dict:
         "topk": min(64, max(1, _read(query, "topk", 10, cast=int))),
         "sample": _read(query, "sample", "cat" if "cat" in samples else samples[0], samples),
         "block": _read(query, "block", ""),
+        "lesson": _read(query, "lesson", False, cast=_as_bool), "reveal": _read(query, "reveal", False, cast=_as_bool),
     }
 
 

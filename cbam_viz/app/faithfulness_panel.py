@@ -44,9 +44,10 @@ def _job(what: str, key: tuple, run: Callable) -> object | None:
     kept = ss.setdefault("heavy_results", {})
     if key in kept:
         return kept[key]
-    if not st.button(f"Compute the {what}", key=f"run-{key[0]}"):
+    slot = st.empty()
+    if not slot.button(f"Compute the {what}", key=f"run-{key[0]}"):
         return None
-    bar = st.progress(0.0, f"Computing the {what}…")
+    bar = slot.progress(0.0, f"Computing the {what}…")  # in the button's place: the button goes
     try:
         with heavy_job(what):
             result = run(lambda f: bar.progress(min(1.0, f), f"Computing the {what}: {f:.0%}"))

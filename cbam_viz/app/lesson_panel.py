@@ -17,13 +17,14 @@ from ..explain.knockouts import KNOCKOUTS
 from ..render import charts, overlays, tables
 from .faithfulness_panel import faithfulness_panel
 from .resources import LIMITS
+from .view import View
 
 if TYPE_CHECKING:
     from ..explain.steps import BlockSteps
 
 
 @st.cache_data(max_entries=32, show_spinner="Running the model on this image…")
-def _computed(what: str, model_id: str, data: bytes, args: tuple, _card: dict, _load):
+def computed(what: str, model_id: str, data: bytes, args: tuple, _card: dict, _load):
     """One lesson computation (``steps``, ``knockouts`` or ``gradcam``) on the image by the model."""
     import torch
 
@@ -87,7 +88,7 @@ def step_through_panel(load, model_id: str, data: bytes, card: dict, block: str,
     panel = st.expander("How the selected block computes its gates, step by step", key="steps", on_change="rerun")
     if not panel.open:
         return
-    steps = _computed("steps", model_id, data, (block,), card, load)
+    steps = computed("steps", model_id, data, (block,), card, load)
     with panel:
         st.caption(f"{block}, order {steps.order}. Every value is captured from the real modules on this image (forward hooks).")
         for gate in steps.sequence:
@@ -115,7 +116,7 @@ def knockout_panel(load, model_id: str, data: bytes, card: dict, block: str, blo
                                       "every": "every block"}.get)
         k = st.number_input("k (top-k channels)", 1, 512, 10, key="knockout_k") if kind.endswith("-top") else 10
         chosen = {"block": [block], "stage": [n for n in blocks if n.split(".")[0] == stage], "every": blocks}[scope]
-        probs, top, p, rows = _computed("knockouts", model_id, data, (tuple(chosen), kind, int(k)), card, load)
+        probs, top, p, rows = computed("knockouts", model_id, data, (tuple(chosen), kind, int(k)), card, load)
         classes = card["classes"]
         left, right = st.columns(2)
         left.markdown(f"**Top-5 with the knock-out** ({len(chosen)} block(s)):")
@@ -140,7 +141,7 @@ def grad_cam_panel(load, model_id: str, data: bytes, card: dict, result, block, 
         classes = card["classes"]
         target = right.selectbox("Class", [None, *range(len(classes))], key="cam_class",
                                  format_func=lambda c: "the predicted class" if c is None else classes[c])
-        cam, cls = _computed("gradcam", model_id, data, (block.name, target, method), card, load)
+        cam, cls = computed("gradcam", model_id, data, (block.name, target, method), card, load)
         left, right = st.columns(2)
         right.image(overlays.overlay(result.view, cam, **{**style, "scale": "relative"}), width="stretch",
                     caption=f"{METHODS[method]} for {classes[cls]} at {block.name}'s output ({cam.shape[0]}x{cam.shape[1]}): "
@@ -155,10 +156,11 @@ def grad_cam_panel(load, model_id: str, data: bytes, card: dict, result, block, 
                     "Rank correlation undefined: one of the maps is constant.")
 
 
-def lessons(load, model_id: str, data: bytes, card: dict, result, block, style: dict) -> None:
+def lessons(view: View, block, style: dict) -> None:
     """Every lesson section for the selected block, in teaching order: how it computes, what knocking it out
     changes, the class evidence beside it, and whether its map is faithful."""
-    step_through_panel(load, model_id, data, card, block.name, style["cmap"])
-    knockout_panel(load, model_id, data, card, block.name, [b.name for b in result.blocks])
-    grad_cam_panel(load, model_id, data, card, result, block, style)
-    faithfulness_panel(load, model_id, data, card, result, block, style)
+    args = view.load, view.model_id, view.data, view.card
+    step_through_panel(*args, block.name, style["cmap"])
+    knockout_panel(*args, block.name, [b.name for b in view.result.blocks])
+    grad_cam_panel(*args, view.result, block, style)
+    faithfulness_panel(*args, view.result, block, style)

@@ -41,6 +41,14 @@ def test_images() -> Path:
     return Path(os.environ.get("CBAM_VIZ_TEST_IMAGES") or CACHE_DIR / "test-images")
 
 
+def test_split() -> Path:
+    """Where the CIFAR-10 test split (``<class>/<file>``) is on this machine, for drawing the test images
+    that the family's channel examples name: ``$CBAM_VIZ_TEST_SPLIT``, else where the training puts it."""
+    from ..models.download import CACHE_DIR
+
+    return Path(os.environ.get("CBAM_VIZ_TEST_SPLIT") or CACHE_DIR / "cifar10" / "test")
+
+
 def sample_files(folder: str | os.PathLike = SAMPLES) -> dict[str, Path]:
     """The images in ``folder`` by name (file stem); none if it does not exist."""
     folder = Path(folder)

@@ -137,11 +137,11 @@ def perturbation_curves(curves: list, mode: str) -> alt.Chart:
         .encode(
             x=alt.X("fraction:Q", title=f"fraction of pixels {verb}", axis=alt.Axis(format="%")),
             y=alt.Y("probability:Q", title="probability of the class", scale=alt.Scale(domain=[0, 1])),
-            color=alt.Color("map:N", title=None, legend=alt.Legend(orient="top", columns=1)),
+            color=alt.Color("map:N", title=None, legend=alt.Legend(orient="bottom", direction="vertical")),
             tooltip=[alt.Tooltip("map:N"), alt.Tooltip("fraction:Q", format=".0%"),
                      alt.Tooltip("probability:Q", format=".4f")],
         )
-        .properties(height=260)
+        .properties(height=380)  # the whole chart: Streamlit fits the plot, title and legend into it
     )
 
 
@@ -163,4 +163,4 @@ def cascade_heatmap(blocks: list[str], steps: list[str], rho: np.ndarray, what: 
         color=alt.condition("abs(datum.rho) > 0.6", alt.value("white"), alt.value("black")),
     )
     return (cells + labels).properties(title=f"{what}: rank correlation with the original model's",
-                                       height=30 * len(steps) + 40)
+                                       height=36 * len(steps) + 110)  # the whole chart, axes included

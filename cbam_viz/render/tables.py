@@ -52,10 +52,14 @@ def channel_rows(weights: np.ndarray, sort: bool = False, top_k: int = 10) -> li
     return sorted(rows, key=lambda r: r["rank"]) if sort else rows
 
 
-def selected_channel(rows: list[dict], selection: list[dict] | None, block: str) -> str:
-    """Markdown naming the channel a click on the bars selected (``selection`` as the chart reports
-    it), or how to select one."""
+def picked_channel(selection: list[dict] | None, rows: list[dict]) -> int | None:
+    """The channel a click on the bars selected (``selection`` as the chart reports it), if it is one of ``rows``."""
     picked = (selection or [{}])[0].get("channel")
+    return picked if any(r["channel"] == picked for r in rows) else None
+
+
+def selected_channel(rows: list[dict], picked: int | None, block: str) -> str:
+    """Markdown naming the selected channel (:func:`picked_channel`), or how to select one."""
     row = next((r for r in rows if r["channel"] == picked), None)
     if row is None:
         return "*Hover a bar for its exact weight; click one to select that channel.*"

@@ -4,6 +4,7 @@
         --dataset-archive ../shared/data/cifar10-jpg.tar.gz      # (re)trains what is missing
     python -m cbam_viz.family table --out DIR --update-readme README.md   # accuracy table from the cards
     python -m cbam_viz.family test-images --out DIR --data ~/.cache/cbam-viz/cifar10   # CIFAR-10 images for the gallery
+    python -m cbam_viz.family channel-images --out DIR --data ~/.cache/cbam-viz/cifar10   # top test images per channel
 
 The family is the half-width CBAM-ResNet-18 for 32 px images. The plain network (no attention)
 and the canonical model (channel-first, k=7, r=16) are trained end-to-end with one recipe and
@@ -170,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     ti = sub.add_parser("test-images", help="export one CIFAR-10 test image per class, classified correctly, to the gallery")
     ti.add_argument("--out", type=Path, default=DEFAULT_ROOT)
     ti.add_argument("--data", type=Path, required=True, help="image folder with test/<class>/*")
+    ci = sub.add_parser("channel-images", help="per block and channel, the test images that weight it most (shipped)")
+    ci.add_argument("--out", type=Path, default=DEFAULT_ROOT)
+    ci.add_argument("--data", type=Path, required=True, help="image folder with test/<class>/*")
+    ci.add_argument("--only", nargs="+", help="only these variant names")
     s = sub.add_parser("table", help="print the family's accuracy table from the cards")
     s.add_argument("--out", type=Path, default=DEFAULT_ROOT)
     s.add_argument("--update-readme", type=Path, help="write the table into this README between its markers")
@@ -179,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "test-images":
         for path in gallery.export_test_images(args.out, args.data):
             print(path)
+        return 0
+    if args.command == "channel-images":
+        gallery.export_channel_images(args.out, args.data, args.only)
         return 0
     if args.command == "gallery":
         print(f"{gallery.write(args.out)}: the gallery analysed by the canonical model")

@@ -88,3 +88,31 @@ def export_test_images(family_root: str | os.PathLike, data: str | os.PathLike,
         "`python -m cbam_viz.family test-images`.\n\n"
         "| file | class | test-set file | canonical model's probability |\n|---|---|---|---|\n" + "\n".join(rows) + "\n")
     return written
+
+
+def export_channel_images(family_root: str | os.PathLike, data: str | os.PathLike, names: list[str] | None = None,
+                          k: int = 6) -> list[Path]:
+    """For every variant with channel attention (or those ``names``), the ``k`` test images that
+    weight each channel most in each block, as ``<name>.channels.npz`` beside its card
+    (:mod:`cbam_viz.explain.channel_images`). Returns the files written."""
+    from ..explain import channel_images
+    from .data import list_split, load_split
+    from .evaluate import batches
+
+    family = Family(family_root)
+    items, classes = list_split(Path(data), "test")
+    files = [f"{classes[label]}/{path.name}" for path, label in items]
+    written = []
+    for key, card in family.cards.items():
+        if key.attention not in ("both", "channel") or (names and card["name"] not in names):
+            continue
+        if classes != card["classes"]:
+            raise ValueError(f"the test classes {classes} are not {card['name']}'s {card['classes']}")
+        model, card = family.load(key)
+        pre = card["preprocessing"]
+        split = load_split(Path(data), "test", pre["input_size"])
+        tops = channel_images.top_images(model, batches(split.images, pre["mean"], pre["std"]), k)
+        written.append(channel_images.save(Path(family_root) / f"{card['name']}{channel_images.SUFFIX}", tops,
+                                           split.labels, files))
+        print(written[-1], flush=True)
+    return written
