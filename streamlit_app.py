@@ -19,6 +19,7 @@ from cbam_viz.app.images import KINDS, ImageError, file_label, markdown_text
 from cbam_viz.app.lesson_panel import lessons
 from cbam_viz.app.precomputed import sample_files, test_images
 from cbam_viz.app.predictions_panel import predictions_and_card
+from cbam_viz.app.profiles_panel import class_profiles_panel
 from cbam_viz.app.resources import LIMITS, analysed, family, member, torch_in_background
 from cbam_viz.app.view import View
 from cbam_viz.explain.results import Analysis
@@ -241,6 +242,7 @@ def main() -> None:
     if told:
         lessons(view, block, style())
         side_by_side(view, root, builtin, samples, block.name, style())
+        class_profiles_panel(view, root if builtin else None, block.name)
     else:
         st.caption("The lesson panels, the side-by-side view and the downloads name the predicted class: they "
                    "appear once the predictions are revealed.")

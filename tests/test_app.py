@@ -314,6 +314,28 @@ def test_channel_drilldown_feature_maps_and_test_images(app_family, tiny_dataset
     assert any(f"`test/{shipped[0].file}`" in m.value for m in at.markdown)
 
 
+def test_class_profiles_shipped_and_of_uploaded_images(app, app_family):
+    from cbam_viz.explain.channel_images import ChannelImages
+
+    app.session_state["profiles"] = True
+    app.run()
+    assert not app.exception and not app.error
+    titles = [json.loads(c.proto.spec).get("title") for c in app.get("vega_lite_chart")]
+    assert "How class-specific each block's channel weights are" in titles
+    assert f"{app.selectbox(key='block').value}: mean channel weights per class" in titles
+    shipped = ChannelImages(app_family / "channel-first-k7-r16.channels.npz").profiles()
+    assert any(f"over {int(shipped.counts.sum()):,} test images" in c.value for c in app.caption)
+    app.radio(key="profiles_source").set_value("my images").run()
+    files = [(f"{c}.png", png(rgb), "image/png") for c, rgb in [("r", (230, 10, 10)), ("g", (10, 230, 10)),
+                                                                 ("b", (10, 10, 230))]]
+    app.file_uploader(key="profile_files").set_value([*files, ("broken.png", b"nope", "image/png")]).run()
+    app.button(key="run-profiles").click().run()
+    assert not app.exception and not app.error
+    assert any(w.value.startswith("broken.png: This file is not an image file") for w in app.warning)
+    assert any("over 3 uploaded images, grouped by predicted class" in c.value for c in app.caption)
+    assert app.get("download_button")
+
+
 def test_both_gates_off_is_the_plain_baseline(app):
     app.selectbox(key="block").set_value("layer2.0").run()
     app.sidebar.toggle(key="ca").set_value(False).run()
@@ -419,6 +441,13 @@ def test_imagenet_model_from_a_local_file_with_order_what_if(app, imagenet_check
     titles = faithfulness_checks(app, ["Ms"])  # the lesson's heavy checks on the ResNet-50 too
     assert "Deletion: most-attended pixels removed first" in titles and len(app.select_slider(key="cascade_step").options) == 8 + 1  # pytorchcv CBAM-ResNet-18
     app.session_state["faithful"] = False
+    app.session_state["compare"] = True
+    app.run()
+    assert app.radio(key="compare_with").options == ["another image", "a knock-out of this model"]  # no family here
+    app.radio(key="compare_with").set_value("knockout").run()
+    assert not app.exception and not app.error
+    assert any(m.value.startswith("| block | channel weights r | spatial maps r") for m in app.markdown)
+    app.session_state["compare"] = False
     before = predictions(app)
     app.sidebar.selectbox(key="order").set_value("parallel").run()
     assert any("Untrained combination" in w.value for w in app.sidebar.warning)

@@ -9,16 +9,12 @@ in the session for the model, image and block they were computed for.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 
 import numpy as np
 import streamlit as st
 
 from ..render import charts, overlays, tables
-from .jobs import Busy
-from .resources import LIMITS, heavy_job
-
-KEPT = 6  # results kept per session
+from .resources import LIMITS, heavy_result
 
 
 def _copy_of_model(load, card: dict):
@@ -35,31 +31,6 @@ def _copy_of_model(load, card: dict):
         logits = model(x)
         return (average_with_mirror(model, x, logits) if card["preprocessing"].get("flip_average") else logits).softmax(1)
     return model, predict
-
-
-def _job(what: str, key: tuple, run: Callable) -> object | None:
-    """The session's result for ``key``, or, on the button's click, run the heavy job ``run(progress)``
-    for it with a progress bar; None while not computed."""
-    ss = st.session_state
-    kept = ss.setdefault("heavy_results", {})
-    if key in kept:
-        return kept[key]
-    slot = st.empty()
-    if not slot.button(f"Compute the {what}", key=f"run-{key[0]}"):
-        return None
-    bar = slot.progress(0.0, f"Computing the {what}…")  # in the button's place: the button goes
-    try:
-        with heavy_job(what):
-            result = run(lambda f: bar.progress(min(1.0, f), f"Computing the {what}: {f:.0%}"))
-    except Busy as e:
-        st.warning(str(e))
-        return None
-    finally:
-        bar.empty()
-    while len(kept) >= KEPT:
-        kept.pop(next(iter(kept)))
-    kept[key] = result
-    return result
 
 
 def _curves(load, card: dict, data: bytes, block, target: int, maps: tuple[str, ...], progress):
@@ -105,7 +76,7 @@ def faithfulness_panel(load, model_id: str, data: bytes, card: dict, result, blo
         else:
             maps = tuple(st.multiselect("Maps", ["Ms", "Grad-CAM", "random"], ["Ms", "Grad-CAM", "random"],
                                         key="faithful_maps")) or ("Ms",)
-            curves = _job("deletion and insertion curves", ("curves", model_id, image, block.name, target, maps),
+            curves = heavy_result("deletion and insertion curves", ("curves", model_id, image, block.name, target, maps),
                           lambda progress: _curves(load, card, data, block, target, maps, progress))
             if curves:
                 left, right = st.columns(2)
@@ -120,7 +91,7 @@ def faithfulness_panel(load, model_id: str, data: bytes, card: dict, result, blo
         st.caption("Each row: the attention of every block after randomising the gates down to that block, as the rank "
                    "correlation with the original (1: unchanged). Blocks before the randomised ones stay at 1; a "
                    "randomised block's map that still correlates follows the image more than what its gate learned.")
-        cascade = _job("randomisation check", ("cascade", model_id, image), lambda progress: _cascade(load, card, data, progress))
+        cascade = heavy_result("randomisation check", ("cascade", model_id, image), lambda progress: _cascade(load, card, data, progress))
         if cascade:
             what = st.radio("Attention", ["spatial maps Ms", "channel weights Mc"], horizontal=True, key="cascade_what")
             rho = cascade.spatial if what.startswith("spatial") else cascade.channel

@@ -8,6 +8,7 @@ import importlib
 import threading
 import uuid
 from dataclasses import astuple
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 import streamlit as st
@@ -16,10 +17,11 @@ from ..explain.results import Analysis
 from ..models.registry import Family, VariantKey
 from ..models.weights import WeightsError
 from .images import Limits, load_image
-from .jobs import JobSlots, server_limit
+from .jobs import Busy, JobSlots, server_limit
 from .precomputed import Precomputed
 
 LIMITS = Limits()
+KEPT = 6  # heavy results kept per session
 
 
 @st.cache_resource(max_entries=4)
@@ -78,6 +80,31 @@ def heavy_job(what: str) -> AbstractContextManager[None]:
     """Hold one of the server's heavy-job slots for this session while the block runs; :class:`~cbam_viz.app.jobs.Busy`
     with a message for the page when none is free."""
     return job_slots().hold(st.session_state.setdefault("session_id", uuid.uuid4().hex), what)
+
+
+def heavy_result(what: str, key: tuple, run: Callable) -> object | None:
+    """The session's result for ``key``, or, on the button's click, run the heavy job ``run(progress)``
+    for it with a progress bar; None while not computed."""
+    ss = st.session_state
+    kept = ss.setdefault("heavy_results", {})
+    if key in kept:
+        return kept[key]
+    slot = st.empty()
+    if not slot.button(f"Compute the {what}", key=f"run-{key[0]}"):
+        return None
+    bar = slot.progress(0.0, f"Computing the {what}…")  # in the button's place: the button goes
+    try:
+        with heavy_job(what):
+            result = run(lambda f: bar.progress(min(1.0, f), f"Computing the {what}: {f:.0%}"))
+    except Busy as e:
+        st.warning(str(e))
+        return None
+    finally:
+        bar.empty()
+    while len(kept) >= KEPT:
+        kept.pop(next(iter(kept)))
+    kept[key] = result
+    return result
 
 
 @st.cache_resource

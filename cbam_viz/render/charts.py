@@ -164,3 +164,36 @@ def cascade_heatmap(blocks: list[str], steps: list[str], rho: np.ndarray, what: 
     )
     return (cells + labels).properties(title=f"{what}: rank correlation with the original model's",
                                        height=36 * len(steps) + 110)  # the whole chart, axes included
+
+
+def specificity_bars(blocks: list[str], values: list[float]) -> alt.Chart:
+    """Each block's class specificity (:mod:`cbam_viz.explain.profiles`), blocks from early to late."""
+    frame = pd.DataFrame({"block": blocks, "specificity": [None if np.isnan(v) else float(v) for v in values]})
+    return (
+        alt.Chart(frame, title="How class-specific each block's channel weights are")
+        .mark_bar()
+        .encode(
+            x=alt.X("block:O", sort=blocks, title="block (early to late)", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("specificity:Q", title="share of weight variance between classes", scale=alt.Scale(domain=[0, 1])),
+            tooltip=[alt.Tooltip("block:O"), alt.Tooltip("specificity:Q", format=".3f")],
+        )
+        .properties(height=300)
+    )
+
+
+def class_profiles(means: np.ndarray, classes: list[str], chosen: list[int], block: str) -> alt.Chart:
+    """The mean channel weights (``means``: classes x channels) of the ``chosen`` classes in ``block``,
+    one line per class."""
+    frame = pd.DataFrame([{"class": classes[k], "channel": c, "mean weight": float(v)}
+                          for k in chosen for c, v in enumerate(means[k])])
+    return (
+        alt.Chart(frame, title=f"{block}: mean channel weights per class")
+        .mark_line()
+        .encode(
+            x=alt.X("channel:Q", title="channel"),
+            y=alt.Y("mean weight:Q", title="mean channel weight Mc", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("class:N", title=None, legend=alt.Legend(orient="top")),
+            tooltip=[alt.Tooltip("class:N"), alt.Tooltip("channel:Q"), alt.Tooltip("mean weight:Q", format=".4f")],
+        )
+        .properties(height=320)
+    )

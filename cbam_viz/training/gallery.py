@@ -93,8 +93,8 @@ def export_test_images(family_root: str | os.PathLike, data: str | os.PathLike,
 def export_channel_images(family_root: str | os.PathLike, data: str | os.PathLike, names: list[str] | None = None,
                           k: int = 6) -> list[Path]:
     """For every variant with channel attention (or those ``names``), the ``k`` test images that
-    weight each channel most in each block, as ``<name>.channels.npz`` beside its card
-    (:mod:`cbam_viz.explain.channel_images`). Returns the files written."""
+    weight each channel most in each block and the class profiles, as ``<name>.channels.npz`` beside
+    its card (:mod:`cbam_viz.explain.channel_images`). Returns the files written."""
     from ..explain import channel_images
     from .data import list_split, load_split
     from .evaluate import batches
@@ -111,8 +111,8 @@ def export_channel_images(family_root: str | os.PathLike, data: str | os.PathLik
         model, card = family.load(key)
         pre = card["preprocessing"]
         split = load_split(Path(data), "test", pre["input_size"])
-        tops = channel_images.top_images(model, batches(split.images, pre["mean"], pre["std"]), k)
-        written.append(channel_images.save(Path(family_root) / f"{card['name']}{channel_images.SUFFIX}", tops,
-                                           split.labels, files))
+        weights = channel_images.channel_weights(model, batches(split.images, pre["mean"], pre["std"]))
+        written.append(channel_images.save(Path(family_root) / f"{card['name']}{channel_images.SUFFIX}", weights,
+                                           split.labels, files, len(classes), k))
         print(written[-1], flush=True)
     return written
