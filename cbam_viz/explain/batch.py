@@ -22,7 +22,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..app.images import ImageError, load_image
 from ..models.preprocessing import transform
-from .analysis import average_with_mirror
 from .recorder import AttentionRecorder
 from .results import BlockAttention
 
@@ -75,11 +74,12 @@ def analyse_files(model: nn.Module, card: dict, paths: Sequence[str | Path], bat
             results: dict[int, BatchItem] = {i: BatchItem(files.paths[i], error=err) for i, x, err in batch if x is None}
             if ok:
                 x = torch.stack([x for _, x in ok]).to(device, non_blocking=True)
+                mirrored = card["preprocessing"].get("flip_average")  # the card's prediction: the mean with the mirror image
                 rec.clear()
-                logits = model(x)
-                records = list(rec.records)
-                if card["preprocessing"].get("flip_average"):
-                    logits = average_with_mirror(model, x, logits)  # the records above are the images' own pass
+                logits = model(torch.cat([x, x.flip(3)]) if mirrored else x)  # one pass; rows < len(x): the images
+                if mirrored:
+                    logits = (logits[: len(x)] + logits[len(x):]) / 2
+                records = rec.records
                 probs = torch.softmax(logits.float(), 1).cpu().numpy()
                 for row, (i, _) in enumerate(ok):
                     blocks = [BlockAttention(
