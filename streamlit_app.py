@@ -203,10 +203,10 @@ def style() -> dict:
     return {k: st.session_state[k] for k in ("cmap", "opacity", "smooth", "scale")}
 
 
-def exports(result: Analysis, block, config: dict) -> None:
-    """Download buttons for the view's figures (PNG, SVG), channel weights (CSV) and predictions (JSON)."""
+def exports(result: Analysis, block, config: dict, card: dict) -> None:
+    """Download buttons for the view's figures (PNG, SVG), channel weights (CSV), predictions (JSON) and report (HTML)."""
     row, ss = st.container(horizontal=True), st.session_state
-    for label, data, name, mime in downloads(result, block, config, style(), ss.topk, ss.sort):
+    for label, data, name, mime in downloads(result, block, config, style(), ss.topk, ss.sort, card):
         row.download_button(label, data, name, mime, on_click="ignore")  # saving a file needs no rerun
 
 
@@ -252,7 +252,7 @@ def main() -> None:
     if told:
         exports(result, block, {"model": ss.model, "variant": card["name"], "attention": attention if builtin else "both",
                                 "order": ss.order, "kernel_size": start["kernel"] if builtin else 7,
-                                "reduction": start["ratio"] if builtin else 16, "image": label})
+                                "reduction": start["ratio"] if builtin else 16, "image": label}, card)
     st.query_params.from_dict({
         "model": ss.model, "ca": int(ss.ca), "sa": int(ss.sa), "order": ss.order, "protocol": ss.protocol, "kernel": start["kernel"],
         "ratio": start["ratio"], "block": ss.block, "cmap": ss.cmap, "opacity": ss.opacity, "smooth": int(ss.smooth),

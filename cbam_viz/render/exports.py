@@ -1,4 +1,5 @@
-"""The files a user can take away from one view: figures (PNG, SVG), channel weights (CSV), predictions (JSON)."""
+"""The files a user can take away from one view: figures (PNG, SVG), channel weights (CSV), predictions
+(JSON) and a report of the image (HTML, as ``python -m cbam_viz.report`` writes it)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,17 @@ def _figure(kind: str, fmt: str, result: Analysis, block: BlockAttention, style:
     return figures.figure_bytes(fig, fmt)
 
 
+def _report(result: Analysis, card: dict, style: dict, name: str) -> str:
+    from . import figures
+    from .report import ReportItem, html_report, image_figures
+
+    item = ReportItem(name, result)
+    drawn = {k: figures.figure_bytes(fig, "png") for k, fig in image_figures(item, style).items()}
+    return html_report([item], card, {name: drawn})
+
+
 def downloads(result: Analysis, block: BlockAttention, config: dict, style: dict, top_k: int,
-              sort: bool) -> list[tuple[str, str | Callable[[], bytes | str], str, str]]:
+              sort: bool, card: dict | None = None) -> list[tuple[str, str | Callable[[], bytes | str], str, str]]:
     """(button label, data or a function that makes it, file name, MIME type) for every export of
     the view; figures and CSV are made only when asked for."""
     files = []
@@ -36,4 +46,7 @@ def downloads(result: Analysis, block: BlockAttention, config: dict, style: dict
                       "text/csv"))
     files.append(("Configuration + predictions (JSON)", tables.predictions_json(result, config), "cbam-viz.json",
                   "application/json"))
+    if card is not None:
+        files.append(("Report of this image (HTML)", partial(_report, result, card, style, str(config.get("image", "image"))),
+                      "cbam-viz-report.html", "text/html"))
     return files

@@ -82,6 +82,20 @@ def grid_figure(analysis: Analysis, cmap: str = "jet", opacity: float = 0.5, smo
     return fig
 
 
+def specificity_figure(blocks: list[str], values: list[float]) -> Figure:
+    """Each block's class specificity (:mod:`cbam_viz.explain.profiles`), blocks from early to late."""
+    with rc_context(STYLE):
+        fig = Figure(figsize=(max(6.0, 0.9 * len(blocks)), 4.2), layout="constrained")
+        ax = fig.subplots()
+        ax.bar(range(len(blocks)), np.nan_to_num(values), color="#4c78a8")
+        ax.set_xticks(range(len(blocks)), blocks, rotation=45 if len(blocks) > 8 else 0)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("block (early to late)")
+        ax.set_ylabel("class specificity")
+        ax.set_title("Share of channel-weight variance between classes")
+    return fig
+
+
 def figure_bytes(fig: Figure, fmt: str = "png", dpi: int = 150) -> bytes:
     """The figure encoded as ``png`` or ``svg``."""
     if fmt not in FORMATS:
