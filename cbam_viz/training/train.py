@@ -51,6 +51,7 @@ from ..models.compact import WIDTHS, CompactCBAMNet, init_whitening
 from ..models.resnet import CBAMResNet
 from ..models.complexity import count_complexity
 from ..models.download import CACHE_DIR
+from . import distributed
 from .data import DatasetError, channel_stats, load_split, translate
 from .evaluate import evaluate_arrays, test_statistics
 from ..models.weights import WeightsError, read_weights, save_weights, sha256_file
@@ -232,13 +233,15 @@ def optimizer_for(model: nn.Module, args: argparse.Namespace) -> torch.optim.SGD
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor,
-               args: argparse.Namespace) -> tuple[Tensor, Tensor]:
-    """One optimizer step on a batch (bfloat16 autocast with ``args.bf16``); the logits and the summed loss."""
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+               args: argparse.Namespace, processes: int = 1) -> tuple[Tensor, Tensor]:
+    """One optimizer step on a batch (bfloat16 autocast with ``args.bf16``, and always on a GPU); the
+    logits and the summed loss. Under DDP with ``processes`` processes, whose gradients DDP averages,
+    the loss is scaled so that the step is that of one process on the global batch."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=args.bf16 or x.is_cuda):
         logits = model(x)
     loss = F.cross_entropy(logits.float(), y, label_smoothing=args.label_smoothing, reduction="sum")
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss * processes).backward()
     optimizer.step()
     return logits, loss
 
@@ -258,7 +261,16 @@ def _batch(images: Tensor, idx: Tensor, flip: Tensor, shifts: Tensor, pad: int, 
 
 
 def train(args: argparse.Namespace) -> dict:
-    """Train, evaluate, write weights and card; return the card (empty when stopped early)."""
+    """Train, evaluate, write weights and card; return the card (empty when stopped early, and on
+    every process but rank 0 of a distributed run)."""
+    processes = distributed.setup()
+    try:
+        return _train(args, processes)
+    finally:
+        distributed.teardown(processes)
+
+
+def _train(args: argparse.Namespace, procs: distributed.Processes) -> dict:
     torch.manual_seed(args.seed)
     train_split = load_split(args.data, "train", args.image_size, args.cache_dir)
     test_split = load_split(args.data, "test", args.image_size, args.cache_dir)
@@ -271,6 +283,11 @@ def train(args: argparse.Namespace) -> dict:
         steps_per_epoch = min(steps_per_epoch, args.steps_per_epoch)
     if steps_per_epoch < 1:
         raise DatasetError(f"the train split has {n_train} images, fewer than one batch of {args.batch_size}")
+    if procs.world > 1 and args.arch == "compact" and args.backbone is None:
+        raise ValueError("the compact network's whitening bias stops training mid-run, which DistributedDataParallel "
+                         "does not allow; train --arch resnet18 on several processes")
+    if args.batch_size % procs.world:
+        raise ValueError(f"the batch size {args.batch_size} is not a multiple of the {procs.world} processes")
 
     model = build_network(args, len(classes))
     images = torch.from_numpy(train_split.images).permute(0, 3, 1, 2)  # uint8 (N, 3, H, W), a view
@@ -303,7 +320,8 @@ def train(args: argparse.Namespace) -> dict:
         sample = torch.randperm(n_train, generator=torch.Generator().manual_seed(args.seed))[:WHITENING_SAMPLES]
         init_whitening(model.stem, (images[sample].float() / 255 - m_t) / s_t)
         model.stem.weight.requires_grad_(False)
-    model = model.to(memory_format=torch.channels_last)
+    model = model.to(procs.device, memory_format=torch.channels_last)
+    net = nn.parallel.DistributedDataParallel(model) if procs.world > 1 else model
 
     total_steps = args.epochs * steps_per_epoch
     optimizer = optimizer_for(model, args)
@@ -313,8 +331,11 @@ def train(args: argparse.Namespace) -> dict:
 
     ckpt_path = args.checkpoint_dir / f"{args.out.resolve().name}-{args.name}.pt"
     start_epoch, elapsed, history = 0, 0.0, []
-    if args.resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    ckpt = None
+    if args.resume:  # read on rank 0, sent to the others
+        ckpt = procs.share(torch.load(ckpt_path, map_location="cpu", weights_only=True)
+                           if procs.main and ckpt_path.exists() else None)
+    if ckpt is not None:
         if ckpt["config"] != _run_config(args):
             raise SystemExit(f"checkpoint {ckpt_path} was made with other settings; delete it or drop --resume")
         model.load_state_dict(ckpt["model"])
@@ -338,11 +359,12 @@ def train(args: argparse.Namespace) -> dict:
         seen = correct = 0
         loss_sum = 0.0
         bar = tqdm(range(steps_per_epoch), desc=f"{args.name} epoch {epoch + 1}/{args.epochs}",
-                   unit="step", file=sys.stderr, mininterval=5.0, dynamic_ncols=True)
+                   unit="step", file=sys.stderr, mininterval=5.0, dynamic_ncols=True, disable=not procs.main)
         for i in bar:
-            idx = perm[i * args.batch_size : (i + 1) * args.batch_size]
-            x, y = _batch(images, idx, flip, shifts, args.translate, m_t, s_t), labels[idx]
-            logits, loss = train_step(model, optimizer, x, y, args)
+            idx = procs.shard(perm[i * args.batch_size : (i + 1) * args.batch_size])
+            x = _batch(images, idx, flip, shifts, args.translate, m_t, s_t).to(procs.device, non_blocking=True)
+            y = labels[idx].to(procs.device, non_blocking=True)
+            logits, loss = train_step(net, optimizer, x, y, args, procs.world)
             scheduler.step()
             step += 1
             if epoch >= args.lookahead_from:
@@ -350,7 +372,7 @@ def train(args: argparse.Namespace) -> dict:
             seen += len(y)
             correct += (logits.argmax(1) == y).sum().item()
             loss_sum += loss.item()
-            rate = seen / (time.perf_counter() - t0)
+            rate = seen * procs.world / (time.perf_counter() - t0)
             remaining = (total_steps - step) * args.batch_size
             bar.set_postfix_str(
                 f"loss {loss_sum / seen:.3f} acc {100 * correct / seen:.1f}% {rate:.0f} img/s "
@@ -358,23 +380,28 @@ def train(args: argparse.Namespace) -> dict:
             )
         bar.close()
         lookahead.apply()
+        loss_sum, correct, seen = procs.total([loss_sum, correct, seen])
         elapsed += time.perf_counter() - t0
         history.append({"epoch": epoch + 1, "loss": round(loss_sum / seen, 4), "train_top1": round(100 * correct / seen, 2),
                         "seconds": round(time.perf_counter() - t0, 1)})
-        if args.eval_every and (epoch + 1) % args.eval_every == 0:
-            history[-1]["test_top1_single_view"] = evaluate_arrays(model, test_split.images, test_split.labels, mean, std)["top1"]
-        args.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        torch.save({"config": _run_config(args), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "lookahead": lookahead.state_dict(), "epoch": epoch + 1,
-                    "elapsed": elapsed, "history": history}, ckpt_path.with_suffix(".tmp"))
-        ckpt_path.with_suffix(".tmp").replace(ckpt_path)
-        print(f"{args.name}: epoch {epoch + 1} " + " ".join(f"{k} {v}" for k, v in history[-1].items() if k != "epoch"),
-              file=sys.stderr)
+        if procs.main:
+            if args.eval_every and (epoch + 1) % args.eval_every == 0:
+                history[-1]["test_top1_single_view"] = evaluate_arrays(model, test_split.images, test_split.labels, mean, std)["top1"]
+            args.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            torch.save({"config": _run_config(args), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "lookahead": lookahead.state_dict(), "epoch": epoch + 1,
+                        "elapsed": elapsed, "history": history}, ckpt_path.with_suffix(".tmp"))
+            ckpt_path.with_suffix(".tmp").replace(ckpt_path)
+            print(f"{args.name}: epoch {epoch + 1} " + " ".join(f"{k} {v}" for k, v in history[-1].items() if k != "epoch"),
+                  file=sys.stderr)
         if args.stop_after_epoch == epoch + 1 and epoch + 1 < args.epochs:
             print(f"{args.name}: stopped after epoch {epoch + 1}; rerun with --resume to continue", file=sys.stderr)
             return {}
 
-    run = {"elapsed": elapsed, "history": history, "steps_per_epoch": steps_per_epoch, "train_images": n_train}
+    if not procs.main:
+        return {}
+    run = {"elapsed": elapsed, "history": history, "steps_per_epoch": steps_per_epoch, "train_images": n_train,
+           "processes": procs.world}
     return _finish(args, model, classes, mean, std, test_split, run, backbone_card, init_notes)
 
 
@@ -456,6 +483,7 @@ def _finish(args, model, classes, mean, std, test_split, run, backbone_card, ini
             "epochs": args.epochs,
             "steps_per_epoch": run["steps_per_epoch"],
             "batch_size": args.batch_size,
+            **({"processes": run["processes"]} if run["processes"] > 1 else {}),
             **_recipe(args),
             "seed": args.seed,
             "wall_time_s": round(elapsed, 1),
