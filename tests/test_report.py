@@ -6,7 +6,7 @@ from PIL import Image
 
 from cbam_viz.models.registry import Family, key_of
 from cbam_viz.render.exports import downloads
-from cbam_viz.report import main, write_report
+from cbam_viz.report import main
 
 
 def test_report_over_a_folder_with_a_broken_file(app_family, tmp_path):
