@@ -457,6 +457,41 @@ def test_imagenet_model_from_a_local_file_with_order_what_if(app, imagenet_check
     assert app.sidebar.selectbox(key="kernel").value == 3 and model_name(app) == "channel-first-k3-r16"  # back as it was
 
 
+def test_every_lesson_panel_on_the_imagenet_resnet50(app, tmp_path, monkeypatch):
+    """The lesson panels on a random-weight CBAM-ResNet-50 checkpoint in pytorchcv's format (16 blocks, 224 px)."""
+    pytorchcv = pytest.importorskip("pytorchcv.model_provider")
+    torch.manual_seed(0)
+    model = pytorchcv.get_model("cbam_resnet50", pretrained=False)
+    with torch.no_grad():
+        model.output.weight.mul_(30)
+    torch.save(model.state_dict(), tmp_path / "cbam_resnet50.pth")
+    monkeypatch.setenv("CBAM_VIZ_WEIGHTS_DIR", str(tmp_path))
+    app.default_timeout = 600
+    app.sidebar.radio(key="model").set_value("imagenet").run()
+    app.sidebar.radio(key="weights_source").set_value("path").run()
+    app.sidebar.text_input(key="weights_path").input("cbam_resnet50.pth").run()
+    app.selectbox(key="block").set_value("layer3.1").run()
+    for panel in ("steps", "knockouts", "gradcam"):
+        app.session_state[panel] = True
+    app.run()
+    assert not app.exception and not app.error
+    assert any(m.value.startswith("**Refined output** = input x Mc x Ms") for m in app.markdown)
+    table = next(m.value for m in app.markdown if m.value.startswith("| block | probability | drop (pts)"))
+    assert len(table.splitlines()) == 2 + 16  # one row per block of the ResNet-50
+    assert any(c.startswith("Grad-CAM for ") and "at layer3.1's output (14x14)" in c for i in app.image for c in i.captions)
+    for panel in ("steps", "knockouts", "gradcam"):
+        app.session_state[panel] = False
+    titles = faithfulness_checks(app, ["Ms"])
+    assert "Deletion: most-attended pixels removed first" in titles and len(app.select_slider(key="cascade_step").options) == 17
+    app.session_state["faithful"] = False
+    app.session_state["compare"] = True
+    app.run()
+    app.radio(key="compare_with").set_value("knockout").run()
+    app.radio(key="compare_scope").set_value("every").run()
+    agreement = next(m.value for m in app.markdown if m.value.startswith("| block | channel weights r | spatial maps r"))
+    assert len(agreement.splitlines()) == 2 + 16 and not app.exception
+
+
 def test_imagenet_bad_file_and_offline_download(app, tmp_path, monkeypatch):
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"garbage")

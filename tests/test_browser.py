@@ -137,7 +137,7 @@ BUILT_IN = pytest.mark.skipif(not (ROOT / "assets" / "family" / "channel-first-k
 
 
 @contextmanager
-def built_in_page(query: str):
+def built_in_page(query: str, viewport: tuple[int, int] = (1400, 1500)):
     """A browser page on a server of the built-in family, opened at ``query`` and ready."""
     from playwright.sync_api import sync_playwright
 
@@ -146,7 +146,7 @@ def built_in_page(query: str):
     try:
         with sync_playwright() as p:
             browser = launch(p)
-            page = browser.new_page(viewport={"width": 1400, "height": 1500})
+            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
             page.goto(url + query)
             wait_ready(page)
             yield page
@@ -203,7 +203,7 @@ def test_block_picker_stays_in_step_with_the_view(server, weights_dir):
 
 
 @BUILT_IN
-def test_step_through_and_knockout_panels_in_the_browser():
+def test_step_through_knockout_and_grad_cam_panels_in_the_browser():
     """The lesson panels on the built-in model, drawn by a real browser (the README's tour images)."""
     with built_in_page("/?block=layer2.0") as page:
         page.get_by_text("How the selected block computes its gates, step by step").click()
@@ -221,6 +221,12 @@ def test_step_through_and_knockout_panels_in_the_browser():
         text = knockouts.inner_text()
         assert "Top-5 with the knock-out" in text and "drop (pts)" in text and "layer3.0" in text
         knockouts.screenshot(path=OUT / "knockouts.png")
+        page.get_by_text("Class evidence: Grad-CAM beside the spatial map").click()
+        page.get_by_text("Rank correlation (Spearman) of the two maps").first.wait_for(timeout=120_000)
+        wait_ready(page)
+        cam = page.locator('[data-testid="stExpander"]').filter(has_text="Class evidence: Grad-CAM")
+        assert "Grad-CAM for cat at layer2.0's output" in cam.inner_text()
+        cam.screenshot(path=OUT / "gradcam.png")
 
 
 @BUILT_IN
@@ -259,27 +265,14 @@ def test_side_by_side_faithfulness_and_channel_drilldown_in_the_browser():
 def test_lesson_mode_fits_a_projector_screen():
     """At 1280x720 in lesson mode, the image, the selected block's map and its bars are on the first screen;
     with predict-then-reveal the top-5 appears only after the click."""
-    from playwright.sync_api import sync_playwright
-
-    OUT.mkdir(parents=True, exist_ok=True)
-    proc, url, _ = start_server({"CBAM_VIZ_FAMILY": ""})
-    try:
-        with sync_playwright() as p:
-            browser = launch(p)
-            page = browser.new_page(viewport={"width": 1280, "height": 720})
-            page.goto(url + "/?lesson=1&reveal=1&block=layer2.0")
-            page.get_by_text("Reveal the predictions").wait_for(timeout=120_000)
-            wait_ready(page)
-            image = page.get_by_text("the region the model saw").first
-            charts = page.locator('[data-testid="stVegaLiteChart"]')
-            for element in (image, charts.nth(0), charts.nth(1)):  # the image, the bars, the map
-                box = element.bounding_box()
-                assert box and box["y"] >= 0 and box["y"] + box["height"] <= 720, box
-            assert page.locator(PREDICTIONS_TABLE).count() == 0
-            page.screenshot(path=OUT / "lesson-mode.png")
-            page.get_by_text("Reveal the predictions").click()
-            page.locator(PREDICTIONS_TABLE).wait_for(timeout=60_000)
-            assert "lesson=1" in page.url and "reveal=1" in page.url
-            browser.close()
-    finally:
-        stop_server(proc)
+    with built_in_page("/?lesson=1&reveal=1&block=layer2.0", (1280, 720)) as page:
+        image = page.get_by_text("the region the model saw").first
+        charts = page.locator('[data-testid="stVegaLiteChart"]')
+        for element in (image, charts.nth(0), charts.nth(1)):  # the image, the bars, the map
+            box = element.bounding_box()
+            assert box and box["y"] >= 0 and box["y"] + box["height"] <= 720, box
+        assert page.locator(PREDICTIONS_TABLE).count() == 0
+        page.screenshot(path=OUT / "lesson-mode.png")
+        page.get_by_text("Reveal the predictions").click()
+        page.locator(PREDICTIONS_TABLE).wait_for(timeout=60_000)
+        assert "lesson=1" in page.url and "reveal=1" in page.url
