@@ -52,16 +52,22 @@ def load_model(family: Path | None, variant: str | None, weights: Path | None):
 
 def write_report(files: list[Path], model, card: dict, out: Path, style: dict | None = None) -> Path:
     """Analyse ``files`` and write ``out/report.html`` and ``out/figures/*.png|svg``; returns the HTML path."""
-    import numpy as np
-
     from .app.images import ImageError, load_image
     from .explain.analysis import analyse
-    from .explain.profiles import class_profiles
+    from .explain.profiles import predicted_class_profiles
     from .render.figures import figure_bytes, specificity_figure
     from .render.report import ReportItem, html_report, image_figures
 
     style = style or {"cmap": "jet", "opacity": 0.5, "smooth": True, "scale": "relative"}
     (out / "figures").mkdir(parents=True, exist_ok=True)
+
+    def save(fig, stem: str) -> bytes:
+        """Write the figure as PNG and SVG; its PNG, for the HTML page."""
+        png = figure_bytes(fig, "png")
+        (out / "figures" / f"{stem}.png").write_bytes(png)
+        (out / "figures" / f"{stem}.svg").write_bytes(figure_bytes(fig, "svg"))
+        return png
+
     items, drawn = [], {}
     for path in tqdm(files, desc="report", unit="image"):
         try:
@@ -71,25 +77,14 @@ def write_report(files: list[Path], model, card: dict, out: Path, style: dict | 
             items.append(ReportItem(path.name, error=str(e)))
             continue
         items.append(item)
-        drawn[item.name] = {}
-        for name, fig in image_figures(item, style).items():
-            stem = f"{path.stem}-{name}"
-            for fmt in ("png", "svg"):
-                data = figure_bytes(fig, fmt)
-                (out / "figures" / f"{stem}.{fmt}").write_bytes(data)
-            drawn[item.name][name] = (out / "figures" / f"{stem}.png").read_bytes()
+        drawn[item.name] = {name: save(fig, f"{path.stem}-{name}") for name, fig in image_figures(item, style).items()}
     analysed = [i.analysis for i in items if i.analysis]
     profiles = profiles_png = None
     if len(analysed) >= 2:
-        weights = {b.name: np.stack([a.block(b.name).channel_weights for a in analysed])
-                   for b in analysed[0].blocks if b.channel_weights is not None}
-        labels = np.array([int(np.argmax(a.probabilities)) for a in analysed])
-        profiles = class_profiles(weights, labels, len(card["classes"]))
+        profiles = predicted_class_profiles(analysed, len(card["classes"]))
         if profiles.blocks:
-            fig = specificity_figure(profiles.blocks, [profiles.specificity[b] for b in profiles.blocks])
-            for fmt in ("png", "svg"):
-                (out / "figures" / f"class-specificity.{fmt}").write_bytes(figure_bytes(fig, fmt))
-            profiles_png = (out / "figures" / "class-specificity.png").read_bytes()
+            profiles_png = save(specificity_figure(profiles.blocks, [profiles.specificity[b] for b in profiles.blocks]),
+                                "class-specificity")
     page = out / "report.html"
     page.write_text(html_report(items, card, drawn, profiles, profiles_png), encoding="utf-8")
     return page

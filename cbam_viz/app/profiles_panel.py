@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -25,25 +24,18 @@ MAX_IMAGES = 200  # per uploaded set: a heavy job stays bounded
 def _uploaded_profiles(view: View, files: list, progress) -> tuple[Profiles, list[str]]:
     """Profiles of the uploaded images by predicted class, and the files refused (name: reason)."""
     from ..explain.analysis import analyse
-    from ..explain.profiles import class_profiles
+    from ..explain.profiles import predicted_class_profiles
     from .images import ImageError, file_label, load_image
 
     model, card, lock = view.load()
-    weights: dict[str, list[np.ndarray]] = {}
-    labels, refused = [], []
+    analysed, refused = [], []
     for i, f in enumerate(files):
         try:
-            result = analyse(model, load_image(f.getvalue(), LIMITS), card, lock=lock)
+            analysed.append(analyse(model, load_image(f.getvalue(), LIMITS), card, lock=lock))
         except ImageError as e:
             refused.append(f"{file_label(f.name)}: {e}")
-        else:
-            labels.append(int(np.argmax(result.probabilities)))
-            for b in result.blocks:
-                if b.channel_weights is not None:
-                    weights.setdefault(b.name, []).append(b.channel_weights)
         progress((i + 1) / len(files))
-    stacked = {b: np.stack(w) for b, w in weights.items()}
-    return class_profiles(stacked, np.array(labels, dtype=np.int64), len(card["classes"])), refused
+    return predicted_class_profiles(analysed, len(card["classes"])), refused
 
 
 def class_profiles_panel(view: View, root: str | None, block: str) -> None:

@@ -59,3 +59,15 @@ def class_profiles(weights: dict[str, np.ndarray], labels: np.ndarray, num_class
             m[k] = w[labels == k].mean(0)
         means[block] = m
     return Profiles(list(weights), means, {b: specificity(w, labels) for b, w in weights.items()}, counts)
+
+
+def predicted_class_profiles(analyses: list, num_classes: int) -> Profiles:
+    """:class:`Profiles` of analysed images (:class:`~cbam_viz.explain.results.Analysis`), grouped by
+    the class each is predicted to be (a set without labels: a visitor's uploads, a report's folder)."""
+    weights: dict[str, list[np.ndarray]] = {}
+    for a in analyses:
+        for b in a.blocks:
+            if b.channel_weights is not None:
+                weights.setdefault(b.name, []).append(b.channel_weights)
+    labels = np.array([int(np.argmax(a.probabilities)) for a in analyses], dtype=np.int64)
+    return class_profiles({b: np.stack(w) for b, w in weights.items()}, labels, num_classes)
