@@ -8,6 +8,8 @@ is on this machine (:func:`~cbam_viz.app.precomputed.test_split`), else listed b
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
 
@@ -27,8 +29,6 @@ def _channel_images(path: str, mtime_ns: int) -> ChannelImages:
 
 def shipped_examples(root: str | None, card: dict):
     """The variant's shipped channel examples, or None (the ImageNet model, or none measured)."""
-    from pathlib import Path
-
     path = Path(root) / f"{card['name']}{SUFFIX}" if root else None
     return _channel_images(str(path), path.stat().st_mtime_ns) if path and path.is_file() else None
 

@@ -14,7 +14,7 @@ import numpy as np
 import streamlit as st
 
 from ..render import charts, overlays, tables
-from .resources import LIMITS, heavy_result
+from .resources import heavy_result, image_input
 
 
 def _copy_of_model(load, card: dict):
@@ -34,13 +34,11 @@ def _copy_of_model(load, card: dict):
 
 
 def _curves(load, card: dict, data: bytes, block, target: int, maps: tuple[str, ...], progress):
-    from ..explain.analysis import model_input
     from ..explain.faithfulness import deletion_insertion
     from ..explain.gradcam import grad_cam
-    from .images import load_image
 
     model, predict = _copy_of_model(load, card)
-    x = model_input(load_image(data, LIMITS), card["preprocessing"])[0]
+    x = image_input(data, card)
     chosen = {"Ms": block.spatial_map, "random": None}
     if "Grad-CAM" in maps:
         chosen["Grad-CAM"] = grad_cam(model, x, block.name, target)[0]
@@ -48,13 +46,10 @@ def _curves(load, card: dict, data: bytes, block, target: int, maps: tuple[str, 
 
 
 def _cascade(load, card: dict, data: bytes, progress):
-    from ..explain.analysis import model_input
     from ..explain.faithfulness import cascading_randomisation
-    from .images import load_image
 
     model, _ = _copy_of_model(load, card)
-    return cascading_randomisation(model, model_input(load_image(data, LIMITS), card["preprocessing"])[0],
-                                   progress=progress)
+    return cascading_randomisation(model, image_input(data, card), progress=progress)
 
 
 def faithfulness_panel(load, model_id: str, data: bytes, card: dict, result, block, style: dict) -> None:

@@ -16,7 +16,7 @@ import streamlit as st
 from ..explain.knockouts import KNOCKOUTS
 from ..render import charts, overlays, tables
 from .faithfulness_panel import faithfulness_panel
-from .resources import LIMITS
+from .resources import image_input
 from .view import View
 
 if TYPE_CHECKING:
@@ -28,14 +28,12 @@ def computed(what: str, model_id: str, data: bytes, args: tuple, _card: dict, _l
     """One lesson computation (``steps``, ``knockouts`` or ``gradcam``) on the image by the model."""
     import torch
 
-    from ..explain.analysis import model_input
     from ..explain.gradcam import grad_cam
     from ..explain.knockouts import knocked_out, knockout_table
     from ..explain.steps import step_through
-    from .images import load_image
 
     model, _, lock = _load()
-    x = model_input(load_image(data, LIMITS), _card["preprocessing"])[0]
+    x = image_input(data, _card)
     with lock, torch.no_grad():
         if what == "steps":
             return step_through(model, args[0], x)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import importlib
 import threading
 import uuid
-from dataclasses import astuple
 from collections.abc import Callable
+from dataclasses import astuple
 from contextlib import AbstractContextManager
 
 import streamlit as st
@@ -35,6 +35,13 @@ def variant(root: str, *key_fields):
     """A loaded variant (model, card, lock for its forward passes), for the fields of its :class:`VariantKey`."""
     model, card = family(root).load(VariantKey(*key_fields))
     return model, card, threading.Lock()
+
+
+def image_input(data: bytes, card: dict):
+    """The model's input (1, 3, S, S) for an image's bytes, by the card's preprocessing (imports torch)."""
+    from ..explain.analysis import model_input
+
+    return model_input(load_image(data, LIMITS), card["preprocessing"])[0]
 
 
 def member(root: str, key: VariantKey) -> tuple[dict, str, object]:
