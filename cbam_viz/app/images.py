@@ -51,8 +51,10 @@ def file_label(name: str) -> str:
 
 
 def markdown_text(text: str) -> str:
-    """``text`` with Markdown's special characters escaped, so that a name shows as typed."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", text)
+    """``text`` with Markdown's special characters escaped, so that a name shows as typed (a dot only
+    where it would start a numbered list: after leading digits)."""
+    escaped = re.sub(r"([\\`*_{}\[\]()#+\-!|<>~$:])", r"\\\1", text)
+    return re.sub(r"^(\d+)\.", r"\1\\.", escaped)
 
 
 class ImageError(ValueError):

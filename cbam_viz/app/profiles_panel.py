@@ -7,8 +7,6 @@ by the class the model predicts, computed as a heavy job with a progress bar.
 
 from __future__ import annotations
 
-import hashlib
-
 import pandas as pd
 import streamlit as st
 
@@ -22,10 +20,10 @@ MAX_IMAGES = 200  # per uploaded set: a heavy job stays bounded
 
 
 def _uploaded_profiles(view: View, files: list, progress) -> tuple[Profiles, list[str]]:
-    """Profiles of the uploaded images by predicted class, and the files refused (name: reason)."""
+    """Profiles of the uploaded images by predicted class, and the files refused (name: reason, as Markdown)."""
     from ..explain.analysis import analyse
     from ..explain.profiles import predicted_class_profiles
-    from .images import ImageError, file_label, load_image
+    from .images import ImageError, file_label, load_image, markdown_text
 
     model, card, lock = view.load()
     analysed, refused = [], []
@@ -33,7 +31,7 @@ def _uploaded_profiles(view: View, files: list, progress) -> tuple[Profiles, lis
         try:
             analysed.append(analyse(model, load_image(f.getvalue(), LIMITS), card, lock=lock))
         except ImageError as e:
-            refused.append(f"{file_label(f.name)}: {e}")
+            refused.append(f"{markdown_text(file_label(f.name))}: {e}")  # shown as Markdown, as typed
         progress((i + 1) / len(files))
     return predicted_class_profiles(analysed, len(card["classes"])), refused
 
@@ -59,8 +57,8 @@ def class_profiles_panel(view: View, root: str | None, block: str) -> None:
                 st.caption("Upload a set of images: each is analysed and counted under the class the model predicts.")
                 return
             files = files[:MAX_IMAGES]
-            digest = hashlib.sha256(b"".join(hashlib.sha256(f.getvalue()).digest() for f in files)).hexdigest()
-            done = heavy_result("class profiles", ("profiles", view.model_id, digest),
+            uploads = tuple(f.file_id for f in files)  # not a hash of up to 200 files on every rerun
+            done = heavy_result("class profiles", ("profiles", view.model_id, uploads),
                                 lambda progress: _uploaded_profiles(view, files, progress))
             if done is None:
                 return
