@@ -69,9 +69,9 @@ def faithfulness_panel(load, model_id: str, data: bytes, card: dict, result, blo
         if block.spatial_map is None:
             st.info("Spatial attention is off in this configuration: there is no map Ms to rank pixels by.")
         else:
-            small = card["preprocessing"]["input_size"] <= 64  # each map's pair of curves: 0.2 s here, 9 s at 224 px
-            maps = tuple(st.multiselect("Maps", ["Ms", "Grad-CAM", "random"],
-                                        ["Ms", "Grad-CAM", "random"] if small else ["Ms", "random"],
+            from ..explain.faithfulness import MAPS, default_maps  # torch, only while the panel is open
+
+            maps = tuple(st.multiselect("Maps", MAPS, default_maps(card["preprocessing"]["input_size"]),
                                         key="faithful_maps")) or ("Ms",)
             curves = heavy_result("deletion and insertion curves", ("curves", model_id, image, block.name, target, maps),
                           lambda progress: _curves(load, card, data, block, target, maps, progress))

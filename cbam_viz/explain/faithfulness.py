@@ -35,6 +35,13 @@ from .steps import cbam_modules
 
 Progress = Callable[[float], None]
 MODES = ("deletion", "insertion")
+MAPS = ("Ms", "Grad-CAM", "random")
+
+
+def default_maps(input_size: int) -> list[str]:
+    """The maps checked by default: all three for a small input; at ImageNet sizes, where each map's
+    pair of curves takes seconds (bench/lessons.py), the block's Ms and the random reference."""
+    return list(MAPS) if input_size <= 64 else ["Ms", "random"]
 
 
 @dataclass(frozen=True)
