@@ -302,8 +302,9 @@ def test_channel_drilldown_feature_maps_and_test_images(app_family, tiny_dataset
     monkeypatch.setenv("CBAM_VIZ_TEST_SPLIT", str(tiny_dataset / "test"))
     at = AppTest.from_function(channel_page, args=(str(app_family), "layer2.0", 1), default_timeout=120).run()
     assert not at.exception and not at.error
-    assert any(m.value.startswith("**Channel 1 of layer2.0**: weight Mc = 0.") for m in at.markdown)
+    assert any(m.value.startswith("**Inside channel 1 of layer2.0**") for m in at.markdown)
     captions = [c for image in at.image for c in image.captions]
+    assert any("by the channel's weight (0." in c.value for c in at.caption)
     assert captions[0].startswith("before the gates: ") and captions[1].startswith("after (x Mc x Ms): ")
     shipped = ChannelImages(app_family / "channel-first-k7-r16.channels.npz").examples("layer2.0", 1)
     assert captions[2:] == [f"{sorted(CLASSES)[e.label]}, weight {e.weight:.3f}" for e in shipped]

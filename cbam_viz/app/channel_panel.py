@@ -40,7 +40,7 @@ def channel_drilldown(view: View, root: str | None, block: str, channel: int, cm
     lo, hi = float(min(before.min(), after.min())), float(max(before.max(), after.max()))
     hi = hi if hi > lo else lo + 1e-6
     weight = None if steps.channel is None else float(steps.channel.weights[channel])
-    st.markdown(f"**Channel {channel} of {block}**" + (f": weight Mc = {weight:.4f}" if weight is not None else ""))
+    st.markdown(f"**Inside channel {channel} of {block}**: its feature map before and after the gates")
     left, right, note = st.columns([1, 1, 2])
     left.image(overlays.enlarge(overlays.colorize(before, cmap, lo, hi), SIZE), width=SIZE,
                caption=f"before the gates: {before.min():.3f} to {before.max():.3f}")
