@@ -14,7 +14,7 @@ import cbam_viz.models.imagenet
 from cbam_viz.app.images import markdown_text
 from cbam_viz.explain.classroom import CHANNEL_FORMULA, ORDER_FORMULAS, SPATIAL_FORMULA, reference_cbam512
 
-from .conftest import CLASSES
+from .conftest import BLOCKS, CLASSES
 
 APP = str(__import__("pathlib").Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
@@ -54,13 +54,13 @@ def test_first_screen_is_a_sample_already_analysed(app, app_family):
     assert len(predictions(app)) == 3  # the tiny family has 3 classes
     assert list(prediction_rows(app)[0]) == ["rank", "class", "probability"]  # no change column: nothing to compare
     assert model_name(app) == "channel-first-k7-r16"
-    assert app.selectbox(key="block").value == "layer3.0"
+    assert app.selectbox(key="block").value == "layer4.1"
     captions = [c.value for c in app.caption]
-    assert any(c.startswith("layer3.0: spatial map Ms (3x3)") for c in captions)  # 32 px input: 3x3 in the last stage
-    block = next(c for c in captions if c.startswith("layer3.0: spatial map Ms"))
+    assert any(c.startswith("layer4.1: spatial map Ms (4x4)") for c in captions)  # 32 px input: 4x4 in the last stage
+    block = next(c for c in captions if c.startswith("layer4.1: spatial map Ms"))
     assert "Values 0." in block  # the map's actual range beside it
     grid = [c for image in app.image for c in image.captions if c.startswith("layer")]
-    assert [c.split(" (")[0] for c in grid] == ["layer1.0", "layer2.0", "layer3.0"]  # every block, one row per stage
+    assert [c.split(" (")[0] for c in grid] == BLOCKS  # every block, one row per stage
     assert "what it received: 32x32 pixels" in [c for image in app.image for c in image.captions]
     charts = app.get("vega_lite_chart")
     assert len(charts) == 3  # the channel bars, the spatial map with its values, every block's weights
@@ -99,11 +99,11 @@ def test_a_flat_map_says_so_in_both_scales_with_the_blocks_usual_spread(app_fami
     for scale in ("relative", "absolute"):
         at.radio(key="scale").set_value(scale).run()
         assert not at.exception and not at.error
-        block = next(c.value for c in at.caption if c.value.startswith("layer3.0: spatial map Ms"))
+        block = next(c.value for c in at.caption if c.value.startswith("layer4.1: spatial map Ms"))
         assert "Values 0.5000 to 0.500" in block and ". Nearly flat: every position gets almost the same weight" in block
         assert "Over 6 test images this block's maps usually span" in block and "100% of them are nearly flat" in block
         grid = [c for image in at.image for c in image.captions if c.startswith("layer")]
-        assert len(grid) == 3 and all("Nearly flat" in c for c in grid)
+        assert len(grid) == len(BLOCKS) and all("Nearly flat" in c for c in grid)
 
 
 def test_upload_is_analysed(app):
@@ -210,8 +210,8 @@ def test_step_through_and_knockouts_run_on_the_image_shown(app, app_family):
     app.selectbox(key="knockout").set_value("spatial-one").run()
     app.radio(key="knockout_scope").set_value("every").run()
     tables = [m.value for m in app.markdown if m.value.startswith("| block | probability | drop (pts)")]
-    assert len(tables) == 1 and len(tables[0].splitlines()) == 2 + 3  # one row per block of the tiny family
-    assert any(m.value.startswith("**Top-5 with the knock-out** (3 block(s))") for m in app.markdown)
+    assert len(tables) == 1 and len(tables[0].splitlines()) == 2 + len(BLOCKS)  # one row per block of the tiny family
+    assert any(m.value.startswith(f"**Top-5 with the knock-out** ({len(BLOCKS)} block(s))") for m in app.markdown)
     app.selectbox(key="knockout").set_value("keep-top").run()
     assert app.number_input(key="knockout_k").value == 10 and not app.exception
     app.session_state["knockouts"] = False
@@ -262,7 +262,7 @@ def test_side_by_side_configuration_image_and_knockout(app):
     titles = [m.value for m in app.markdown if m.value.startswith("**This view: ")]
     assert len(titles) == 1 and " on " in titles[0]
     agreement = next(m.value for m in app.markdown if m.value.startswith("| block | channel weights r | spatial maps r"))
-    assert len(agreement.splitlines()) == 2 + 3  # every block of the tiny family
+    assert len(agreement.splitlines()) == 2 + len(BLOCKS)  # every block of the tiny family
     assert any(c.startswith("Difference at layer2.0, right minus left") for i in app.image for c in i.captions)
     app.radio(key="compare_with").set_value("image").run()
     assert not app.exception and not app.error
@@ -533,7 +533,7 @@ def test_imagenet_weights_from_strangers_get_clear_messages(app, app_family, tmp
     cifar.write_bytes((app_family / "channel-first-k7-r16.safetensors").read_bytes())
     monkeypatch.setenv("CBAM_VIZ_WEIGHTS_DIR", str(tmp_path))
     cases = [(truncated, "not a readable PyTorch checkpoint"), (image, "it is a PNG image"),
-             (cifar, "a cbam-viz compact network for small images (3 classes)")]
+             (cifar, "a CBAM-ResNet-18 for 32 px images (3 classes)")]
     app.sidebar.radio(key="model").set_value("imagenet").run()
     app.sidebar.radio(key="weights_source").set_value("path").run()
     for path, message in cases:

@@ -94,7 +94,7 @@ def test_upload_then_order_and_kernel_change_predictions_and_overlay(server, tmp
         bars = page.locator('[data-testid="stVegaLiteChart"]').first
         bars.scroll_into_view_if_needed()
         box = bars.bounding_box()
-        selected = page.get_by_text("of layer3.0: weight")
+        selected = page.get_by_text("of layer4.1: weight")
         for fraction in (0.5, 0.45, 0.55, 0.35, 0.65, 0.25, 0.75):
             page.mouse.click(box["x"] + box["width"] * fraction, box["y"] + box["height"] * 0.72)
             try:
@@ -179,15 +179,15 @@ def test_block_picker_stays_in_step_with_the_view(server, weights_dir):
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
         page.goto(server)
         wait_ready(page)
-        assert "layer3.0" in page.evaluate(picked)  # the last block of the compact network
+        assert "layer4.1" in page.evaluate(picked)  # the last block of the family's CBAM-ResNet-18
         # through the plain baseline (no picker there) to spatial attention only: the picker comes back as it was
         for gate, model in (("Spatial", "channel-only-r16"), ("Channel", "plain"), ("Spatial", "spatial-only-k7")):
             page.get_by_text(gate, exact=True).click()
             page.wait_for_function("name => Array.from(document.querySelectorAll('strong'))"
                                    ".some(e => e.textContent === name)", arg=model, timeout=60_000)
         wait_ready(page)
-        assert "layer3.0" in page.evaluate(picked)
-        page.get_by_text("layer3.0: spatial map Ms").first.wait_for(timeout=30_000)
+        assert "layer4.1" in page.evaluate(picked)
+        page.get_by_text("layer4.1: spatial map Ms").first.wait_for(timeout=30_000)
         page.get_by_text("ImageNet CBAM-ResNet-50").click()
         page.get_by_text("local file").click()
         path = page.get_by_label("Checkpoint in the weights folder (.pth / .safetensors; official, pytorchcv or timm format)", exact=True)
@@ -195,8 +195,8 @@ def test_block_picker_stays_in_step_with_the_view(server, weights_dir):
         path.press("Enter")
         page.wait_for_selector("text=ImageNet-1k, pytorchcv checkpoint", timeout=120_000)
         wait_ready(page)
-        assert "layer3.0" in page.evaluate(picked) and "1024 channels" in page.evaluate(picked)
-        page.get_by_text("layer3.0: spatial map Ms (14x14)").first.wait_for(timeout=30_000)
+        assert "layer4.1" in page.evaluate(picked) and "2048 channels" in page.evaluate(picked)
+        page.get_by_text("layer4.1: spatial map Ms (7x7)").first.wait_for(timeout=30_000)
         assert "change (pts)" not in state(page)["predictions"]
         page.screenshot(path=OUT / "6-resnet50.png", full_page=True)
         browser.close()

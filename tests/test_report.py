@@ -8,6 +8,8 @@ from cbam_viz.models.registry import Family, key_of
 from cbam_viz.render.exports import downloads
 from cbam_viz.report import main
 
+from .conftest import BLOCKS
+
 
 def test_report_over_a_folder_with_a_broken_file(app_family, tmp_path):
     folder = tmp_path / "photos"
@@ -21,7 +23,7 @@ def test_report_over_a_folder_with_a_broken_file(app_family, tmp_path):
     page = (out / "report.html").read_text()
     assert "2 image(s) analysed, 1 refused." in page and "notes.txt" not in page
     assert re.search(r"<h2>broken.png</h2><p class=\"refused\">Not analysed: This file is not an image file", page)
-    blocks = ["layer1.0", "layer2.0", "layer3.0"]  # the tiny family's
+    blocks = BLOCKS  # the tiny family's
     for stem in ("red", "blue"):
         for name in ("grid", *blocks):
             assert (out / "figures" / f"{stem}-{name}.png").stat().st_size > 1000

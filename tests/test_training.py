@@ -12,9 +12,9 @@ from cbam_viz.training.data import to_tensor
 from cbam_viz.models.registry import DEFAULT_ROOT, Family, VariantNotFound, key_of
 from cbam_viz.models.weights import read_weights, sha256_file
 
-from .conftest import CLASSES, make_image_folder
+from .conftest import CLASSES, RECIPE, make_image_folder
 
-TINY = ["--image-size", "16", "--widths", "16", "32", "32", "--batch-size", "16"]
+TINY = [*RECIPE, "--image-size", "16", "--batch-size", "16"]
 
 
 def run(tiny_dataset, tmp_path, name, *extra):
@@ -46,13 +46,13 @@ def test_training_writes_weights_and_card(tiny_family):
     assert abs(card["metrics"]["test_top1"] - card["metrics"]["test_top1_fp32"]) <= 100 / 24 + 1e-6
     assert card["preprocessing"]["flip_average"] and 0 <= card["metrics"]["test_top1_single_view"] <= 100
     assert card["complexity"]["params"] > card["complexity"]["attention_params"] > 0
-    assert card["architecture"]["family"] == "compact-cbam" and card["architecture"]["widths"] == [16, 32, 32]
+    assert card["architecture"]["family"] == "cbam-resnet" and card["architecture"]["depth"] == 18
+    assert card["architecture"]["width"] == 0.5 and card["architecture"]["stem"] == "cifar"
     assert [h["epoch"] for h in card["training"]["history"]] == [1, 2]
-    assert "whitening filters" in card["training"]["initialisation"][0]
     assert card["training"]["mode"] == "end-to-end" and card["training"]["seed"] == 0
     assert card["backbone"] is None
     stats = card["attention_statistics"]  # every block's maps and weights over the test split
-    assert stats["images"] == 24 and list(stats["blocks"]) == ["layer1.0", "layer2.0", "layer3.0"]
+    assert stats["images"] == 24 and list(stats["blocks"]) == [f"layer{s}.{i}" for s in (1, 2, 3, 4) for i in (0, 1)]
     spatial = stats["blocks"]["layer1.0"]["spatial"]
     assert 0 <= spatial["min"]["p50"] <= spatial["max"]["p50"] <= 1 and 0 <= spatial["flat_fraction"] <= 1
 
@@ -248,19 +248,19 @@ def test_every_shipped_variant_loads_and_matches_its_card(card_path):
 def test_family_retrains_variants_of_an_older_backbone_or_network(tiny_family, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(tiny_family, copy)
-    canonical, variant = family.Step("canonical", ()), family.Step("sf-k3-r8", ("--backbone", "x"))
+    arch = ("--arch", "resnet18")
+    canonical, variant = family.Step("canonical", arch), family.Step("sf-k3-r8", (*arch, "--backbone", "x"))
     assert family._finished(copy, canonical) and family._finished(copy, variant)
     with open(copy / "canonical.safetensors", "ab") as f:  # the backbone was retrained since
         f.write(b"\0")
     assert family._finished(copy, canonical) and not family._finished(copy, variant)
-    assert not family._finished(copy, family.Step("never-trained", ()))
-    assert family._finished(copy, family.Step("canonical", ("--epochs", "2")))  # as trained
-    assert not family._finished(copy, family.Step("canonical", ("--epochs", "3")))  # the plan changed its budget
+    assert not family._finished(copy, family.Step("never-trained", arch))
+    assert family._finished(copy, family.Step("canonical", (*arch, "--epochs", "2")))  # as trained
+    assert not family._finished(copy, family.Step("canonical", (*arch, "--epochs", "3")))  # the plan changed its budget
     card = json.loads((copy / "canonical.json").read_text())
-    card["architecture"] = {"family": "cbam-resnet", "depth": 18, "width": 0.5, "stem": "cifar"}
+    card["architecture"] = {"family": "compact-cbam", "widths": [16, 32, 32]}
     (copy / "canonical.json").write_text(json.dumps(card))  # a card of another network than the step trains
     assert not family._finished(copy, canonical)
-    assert family._finished(copy, family.Step("canonical", ("--arch", "resnet18")))
 
 
 def test_translate_shifts_each_image_with_reflection():

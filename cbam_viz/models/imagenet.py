@@ -46,6 +46,9 @@ def load_imagenet(path: str | os.PathLike, label: str | None = None) -> tuple[CB
 
     model, info = load_checkpoint(path)
     arch = info["architecture"]
+    if arch["stem"] == "cifar":
+        raise WeightsError(f"this is a CBAM-ResNet-{arch['depth']} for 32 px images ({arch['num_classes']} classes), "
+                           "a model like those of the built-in family, not an ImageNet model")
     if arch["num_classes"] != 1000:
         raise WeightsError(f"this checkpoint has {arch['num_classes']} classes; an ImageNet model has 1000")
     card = {
