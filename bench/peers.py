@@ -9,7 +9,7 @@
 
     python bench/peers.py [--pairs 60] [--rounds 3]
 
-A single round's ratio moves by a few per cent from run to run on a shared 2-core machine, so the
+A single round's ratio moves by a few per cent from run to run, so the
 comparisons run ``--rounds`` times and the median of the rounds' ratios is the figure.
 """
 
@@ -106,7 +106,7 @@ def main() -> None:
             ("A timm CBAM ResNet-50, B ours (identical weights)", lambda: theirs(x), lambda: ours(x)),
             ("A timm AttentionExtract, B our AttentionRecorder", theirs_captured, ours_captured),
         ]
-        for round_ in range(args.rounds):
+        for _ in range(args.rounds):
             for name, a, b in rows:
                 ta, tb, ratio = paired(a, b, args.pairs)
                 ratios.setdefault(name, []).append(ratio)
