@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -490,7 +491,7 @@ def _finish(args, model, classes, mean, std, test_split, run, backbone_card, ini
             "evaluation_s": round(time.perf_counter() - t_eval, 1),
             "history": history,
             "machine": machine(),
-            "command": "python -m cbam_viz.train " + " ".join(args.argv),
+            "command": shlex.join(["python", "-m", "cbam_viz.train", *args.argv]),
         },
         "dataset": {
             "folder": Path(args.data).name,
