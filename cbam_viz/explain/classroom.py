@@ -78,7 +78,7 @@ def paper_comparison(cards: list[dict]) -> list[dict]:
     groups += [(("gates", g), [a for k, a in fair if k.attention == g]) for g in ("both", "channel", "spatial")]
     groups.append((("gates", "none"), [a for k, a in keyed if k.attention == "none"]))
     names = {"both": "channel and spatial (CBAM)", "channel": "channel only", "spatial": "spatial only",
-             "none": "none (the plain network)"}
+             "none": "none (the plain network, end-to-end: the base the rows above fine-tune)"}
     rows = []
     for (kind, value), accs in groups:
         choice = f"k = {value}" if kind == "kernel" else names.get(value, value) if kind == "gates" else value
