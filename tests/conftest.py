@@ -52,8 +52,7 @@ def tiny_dataset(tmp_path_factory) -> Path:
 
 
 # the built-in family's network (half-width CBAM-ResNet-18, CIFAR stem) and recipe, on a tiny data set
-RECIPE = ["--arch", "resnet18", "--width", "0.5", "--lr", "8.8", "--momentum", "0.9", "--weight-decay", "0.005",
-          "--bias-lr-scale", "1"]
+RECIPE = ["--width", "0.5"]
 BLOCKS = [f"layer{stage}.{i}" for stage in (1, 2, 3, 4) for i in (0, 1)]  # its 8 CBAM blocks
 TINY_TRAIN = [*RECIPE, "--image-size", "32", "--batch-size", "16", "--epochs", "1"]
 APP_VARIANTS = {

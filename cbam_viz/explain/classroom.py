@@ -11,21 +11,21 @@ ORDER_FORMULAS = {
     "spatial-first": r"F' = M_s(F)\otimes F,\quad F'' = M_c(F')\otimes F'",
     "parallel": r"F'' = F \otimes M_c(F) \otimes M_s(F)",
 }
-PLACEMENTS = {
-    "cbam-resnet": """\
-x ──► conv ─► BN ─► ReLU ─► conv ─► BN ─► [ CBAM ] ──► (+) ─► ReLU ─► out
-│                                                       ▲
-└──────────────────── shortcut (identity or 1x1 conv) ──┘""",
-    "compact-cbam": """\
-x ─► conv ─► max-pool ─► BN ─► GELU ─► h ──► conv ─► BN ─► [ CBAM ] ──► (+) ─► GELU ─► out
-                                       │                                 ▲
-                                       └──────────── identity ───────────┘""",
+PLACEMENTS = {  # the residual block of a ResNet of this depth, CBAM on its branch before the addition
+    "basic": """\
+x ──► 3x3 conv ─► BN ─► ReLU ─► 3x3 conv ─► BN ─► [ CBAM ] ──► (+) ─► ReLU ─► out
+│                                                               ▲
+└──────────────────────── shortcut (identity or 1x1 conv) ──────┘""",
+    "bottleneck": """\
+x ──► 1x1 conv ─► BN ─► ReLU ─► 3x3 conv ─► BN ─► ReLU ─► 1x1 conv ─► BN ─► [ CBAM ] ──► (+) ─► ReLU ─► out
+│                                                                                         ▲
+└──────────────────────────────────────────── shortcut (identity or 1x1 conv) ────────────┘""",
 }
 
 
 def placement(arch: dict) -> str:
     """A text diagram of the residual block of a network (:func:`cbam_viz.cards.architecture`), CBAM in it."""
-    return PLACEMENTS[arch.get("family", "cbam-resnet")]
+    return PLACEMENTS["bottleneck" if arch.get("depth", 18) >= 50 else "basic"]
 
 
 @cache  # a constant of the code: built and counted once per process, not on every rerun of the panel

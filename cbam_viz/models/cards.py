@@ -16,21 +16,17 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torch is imported where a network is built: reading cards needs none
     from torch import nn
 
-    from .compact import CompactCBAMNet
     from .resnet import CBAMResNet
 
 
-def architecture(model: CBAMResNet | CompactCBAMNet, num_classes: int) -> dict:
+def architecture(model: CBAMResNet, num_classes: int) -> dict:
     """The JSON description of a network that :func:`build_model` turns back into it."""
-    from .compact import CompactCBAMNet
-
     cfg = model.cbam_config
-    if isinstance(model, CompactCBAMNet):
-        shape = {"family": "compact-cbam", "widths": list(model.widths)}
-    else:
-        shape = {"family": "cbam-resnet", "depth": model.depth, "width": model.width, "stem": model.stem}
     return {
-        **shape,
+        "family": "cbam-resnet",
+        "depth": model.depth,
+        "width": model.width,
+        "stem": model.stem,
         "num_classes": num_classes,
         "cbam": None
         if cfg is None or cfg.attention == "none"
@@ -47,12 +43,11 @@ def architecture(model: CBAMResNet | CompactCBAMNet, num_classes: int) -> dict:
 def build_model(arch: dict) -> nn.Module:
     """A freshly initialised network for an :func:`architecture` description."""
     from .attention import CBAMConfig
-    from .compact import CompactCBAMNet
     from .resnet import CBAMResNet
 
+    if arch.get("family", "cbam-resnet") != "cbam-resnet":
+        raise ValueError(f"this card describes a {arch['family']} network, which this version of cbam-viz no longer builds")
     cbam = CBAMConfig(**arch["cbam"]) if arch.get("cbam") else None
-    if arch.get("family") == "compact-cbam":
-        return CompactCBAMNet(cbam, num_classes=arch["num_classes"], widths=tuple(arch["widths"]))
     return CBAMResNet(arch["depth"], cbam, num_classes=arch["num_classes"], stem=arch["stem"], width=arch["width"])
 
 

@@ -70,9 +70,6 @@ def detect_format(state: Mapping[str, Tensor]) -> str:
         return "timm"
     if "conv1.weight" in state and "fc.weight" in state:
         return "native"
-    if "stem.weight" in state and "layer1.0.conv1.weight" in state and "fc.weight" in state:
-        raise WeightsError(f"this is a cbam-viz compact network for small images ({state['fc.weight'].shape[0]} classes), "
-                           "a model of the built-in family, not a CBAM-ResNet")
     raise WeightsError("unrecognised checkpoint: not a CBAM-ResNet in the official, pytorchcv, timm or cbam-viz format")
 
 

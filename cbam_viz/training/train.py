@@ -1,8 +1,7 @@
 """Train a CBAM network on an image-folder dataset and write its weights and model card.
 
-Two networks (``--arch``): ``resnet18``, the CBAM-ResNet-18 layout with a CIFAR stem and a width
-multiplier (:mod:`cbam_viz.models.resnet`), and ``compact``, three residual CBAM blocks with a
-whitening stem (:mod:`cbam_viz.models.compact`). Two modes:
+The network is the CBAM-ResNet-18 layout with a CIFAR stem (3x3 convolution, no max-pool) and a
+width multiplier (:mod:`cbam_viz.models.resnet`). Two modes:
 
 * end-to-end (default): every parameter is trained from scratch;
 * ``--backbone FILE``: start from a trained network's weights (with or without attention), keep
@@ -13,15 +12,13 @@ whitening stem (:mod:`cbam_viz.models.compact`). Two modes:
 The recipe follows airbench94 (K. Jordan, "94% on CIFAR-10 in 3.29 seconds on a single GPU", 2024;
 the code is ours): Nesterov SGD on the batch's summed loss with decoupled learning rate and weight
 decay, BatchNorm biases at a higher rate (``--bias-lr-scale``), a triangular schedule, label
-smoothing, alternating horizontal flips, reflect-padded translation and lookahead averaging; the
-compact network adds airbench's frozen whitening stem. The defaults are airbench's; the family's
-settings are in :mod:`cbam_viz.training.family`. ``--bf16`` trains under bfloat16 autocast.
+smoothing, alternating horizontal flips, reflect-padded translation and lookahead averaging. The
+defaults are the built-in family's recipe (:mod:`cbam_viz.training.family`); ``--bf16`` trains under
+bfloat16 autocast.
 
 Example (the family's plain network)::
 
-    python -m cbam_viz.train --data ~/.cache/cbam-viz/cifar10 --out DIR --name plain --attention none \\
-        --arch resnet18 --width 0.5 --bf16 --epochs 32 --batch-size 512 --lr 8.8 --momentum 0.9 \\
-        --weight-decay 0.005 --bias-lr-scale 1 --translate 4
+    python -m cbam_viz.train --data ~/.cache/cbam-viz/cifar10 --out DIR --name plain --attention none --bf16
 
 Every epoch ends with a checkpoint; ``--resume`` continues from it after an interruption (a run
 whose checkpoint has every epoch only evaluates again and rewrites the card).
@@ -48,7 +45,6 @@ from tqdm import tqdm
 
 from ..models.attention import ATTENTIONS, CBAM, ORDERS, CBAMConfig
 from ..models.cards import architecture, machine, read_card, write_card
-from ..models.compact import WIDTHS, CompactCBAMNet, init_whitening
 from ..models.resnet import CBAMResNet
 from ..models.complexity import count_complexity
 from ..models.download import CACHE_DIR
@@ -57,9 +53,7 @@ from .data import DatasetError, channel_stats, load_split, translate
 from .evaluate import evaluate_arrays, test_statistics
 from ..models.weights import WeightsError, read_weights, save_weights, sha256_file
 
-ARCHS = ("compact", "resnet18")
 LOOKAHEAD_EVERY = 5  # steps between lookahead updates
-WHITENING_SAMPLES = 5000  # training images whose 2x2 patches set the whitening stem
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -67,10 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, required=True, help="folder with train/<class>/* and test/<class>/*")
     p.add_argument("--out", type=Path, required=True, help="folder for <name>.safetensors and <name>.json")
     p.add_argument("--name", required=True, help="name of the model files")
-    p.add_argument("--arch", default="compact", choices=ARCHS,
-                   help="resnet18: CBAM-ResNet-18 layout with a CIFAR stem; compact: three-block network")
-    p.add_argument("--width", type=float, default=0.5, help="resnet18: width multiplier of 64/128/256/512 channels")
-    p.add_argument("--widths", type=int, nargs=3, default=list(WIDTHS), help="compact: channels of the three stages")
+    p.add_argument("--width", type=float, default=0.5, help="width multiplier of the 64/128/256/512 channels")
     p.add_argument("--bf16", action="store_true", help="train under bfloat16 autocast (weights stay float32)")
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--order", default="channel-first", choices=ORDERS)
@@ -78,19 +69,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reduction", type=int, default=16)
     p.add_argument("--attention", default="both", choices=ATTENTIONS)
     p.add_argument("--backbone", type=Path, help="train only attention, BatchNorm and classifier on top of these weights")
-    p.add_argument("--epochs", type=int, default=14)
+    p.add_argument("--epochs", type=int, default=48)
     p.add_argument("--steps-per-epoch", type=int, help="cap on optimizer steps per epoch (default: the whole split)")
-    p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--lr", type=float, default=11.5,
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--lr", type=float, default=8.8,
                    help="peak learning rate in airbench94's units: a step is lr / (1024 (1 + 1/(1 - momentum))) "
                         "times the gradient of the batch's summed loss")
-    p.add_argument("--weight-decay", type=float, default=0.0153, help="decoupled weight decay per 1024 images")
-    p.add_argument("--momentum", type=float, default=0.85)
-    p.add_argument("--bias-lr-scale", type=float, default=64.0, help="learning-rate factor of BatchNorm biases")
+    p.add_argument("--weight-decay", type=float, default=0.005, help="decoupled weight decay per 1024 images")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--bias-lr-scale", type=float, default=1.0, help="learning-rate factor of BatchNorm biases")
     p.add_argument("--label-smoothing", type=float, default=0.2)
-    p.add_argument("--translate", type=int, default=2, help="largest random shift in pixels (reflect padding)")
+    p.add_argument("--translate", type=int, default=4, help="largest random shift in pixels (reflect padding)")
     p.add_argument("--lookahead-from", type=int, default=3, help="first epoch (0-based) of lookahead averaging")
-    p.add_argument("--whiten-bias-epochs", type=int, default=3, help="epochs during which the whitening bias trains")
     p.add_argument("--eval-every", type=int, default=0,
                    help="also measure test top-1 (single view) every N epochs, for the card's history (0: never)")
     p.add_argument("--seed", type=int, default=0)
@@ -127,9 +117,7 @@ def batchnorm_biases(model: nn.Module) -> set[str]:
 def build_network(args: argparse.Namespace, num_classes: int) -> nn.Module:
     """The network ``args`` describe, freshly initialised."""
     cbam = None if args.attention == "none" else CBAMConfig(args.order, args.kernel_size, args.reduction, args.attention)
-    if args.arch == "resnet18":
-        return CBAMResNet(18, cbam, num_classes=num_classes, stem="cifar", width=args.width)
-    return CompactCBAMNet(cbam, num_classes=num_classes, widths=tuple(args.widths))
+    return CBAMResNet(18, cbam, num_classes=num_classes, stem="cifar", width=args.width)
 
 
 def _resize_mlp(dst1: torch.Tensor, dst2: torch.Tensor, src1: torch.Tensor, src2: torch.Tensor) -> str:
@@ -284,9 +272,6 @@ def _train(args: argparse.Namespace, procs: distributed.Processes) -> dict:
         steps_per_epoch = min(steps_per_epoch, args.steps_per_epoch)
     if steps_per_epoch < 1:
         raise DatasetError(f"the train split has {n_train} images, fewer than one batch of {args.batch_size}")
-    if procs.world > 1 and args.arch == "compact" and args.backbone is None:
-        raise ValueError("the compact network's whitening bias stops training mid-run, which DistributedDataParallel "
-                         "does not allow; train --arch resnet18 on several processes")
     if args.batch_size % procs.world:
         raise ValueError(f"the batch size {args.batch_size} is not a multiple of the {procs.world} processes")
 
@@ -306,21 +291,11 @@ def _train(args: argparse.Namespace, procs: distributed.Processes) -> dict:
         trained = finetuned_names(model)
         for name, p in model.named_parameters():
             p.requires_grad_(name in trained)
-    elif args.arch == "resnet18":
+    else:
         mean, std = channel_stats(train_split.images)
         init_notes = ["convolutions: Kaiming normal (fan out); BatchNorm scale 1, bias 0; attention and classifier: "
                       "PyTorch's defaults"]
-    else:
-        mean, std = channel_stats(train_split.images)
-        init_notes = [
-            f"stem: whitening filters from the 2x2 patches of {min(WHITENING_SAMPLES, n_train)} random training images",
-            "convolutions: identity (dirac) in their first channels, PyTorch's default elsewhere; BatchNorm scale fixed at 1",
-        ]
     m_t, s_t = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
-    if args.backbone is None and args.arch == "compact":
-        sample = torch.randperm(n_train, generator=torch.Generator().manual_seed(args.seed))[:WHITENING_SAMPLES]
-        init_whitening(model.stem, (images[sample].float() / 255 - m_t) / s_t)
-        model.stem.weight.requires_grad_(False)
     model = model.to(procs.device, memory_format=torch.channels_last)
     net = nn.parallel.DistributedDataParallel(model) if procs.world > 1 else model
 
@@ -354,8 +329,6 @@ def _train(args: argparse.Namespace, procs: distributed.Processes) -> dict:
         perm = torch.randperm(n_train, generator=gen)
         shifts = torch.randint(0, 2 * args.translate + 1, (n_train, 2), generator=gen)
         flip = base_flip ^ bool(epoch % 2)  # every image flipped the other way from the last epoch
-        if args.backbone is None and args.arch == "compact":
-            model.stem.bias.requires_grad_(epoch < args.whiten_bias_epochs)
         model.train()
         seen = correct = 0
         loss_sum = 0.0
@@ -452,7 +425,6 @@ def _finish(args, model, classes, mean, std, test_split, run, backbone_card, ini
     complexity = count_complexity(model, (1, 3, args.image_size, args.image_size)).as_dict()
     trained_desc = (
         "end-to-end: every parameter trained from scratch"
-        + (" (the whitening stem set from the data)" if args.arch == "compact" else "")
         if backbone_card is None
         else "attention modules, BatchNorm layers (scale, bias and running statistics) and classifier trained; "
         f"the stem and every convolution frozen from backbone {backbone_card['name']}"
