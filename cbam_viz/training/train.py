@@ -62,6 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True, help="folder for <name>.safetensors and <name>.json")
     p.add_argument("--name", required=True, help="name of the model files")
     p.add_argument("--width", type=float, default=0.5, help="width multiplier of the 64/128/256/512 channels")
+    # the family's cards record commands that name the network: they stay runnable as written
+    p.add_argument("--arch", choices=("resnet18",), default="resnet18", help=argparse.SUPPRESS)
     p.add_argument("--bf16", action="store_true", help="train under bfloat16 autocast (weights stay float32)")
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--order", default="channel-first", choices=ORDERS)
