@@ -47,6 +47,20 @@ def images_per_second(model, card, paths, batch_size: int, workers: int) -> floa
     return count / (time.perf_counter() - start)
 
 
+def forward_ceiling(model, card, batch_size: int, device: str, repeats: int = 4) -> float:
+    """Images per second of the forward pass alone (the image and its mirror image when the card says
+    so), without decoding, preprocessing or capture: the ceiling of ``images_per_second``."""
+    size = card["preprocessing"]["input_size"]
+    views = 2 if card["preprocessing"].get("flip_average") else 1
+    x = torch.randn(batch_size * views, 3, size, size, device=device)
+    with torch.inference_mode():
+        model(x)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            model(x)
+    return batch_size * repeats / (time.perf_counter() - start)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--family", type=Path, default=default_root())
@@ -65,6 +79,8 @@ def main() -> None:
                                      ("CBAM-ResNet-50 (ImageNet layout, 224 px)", resnet50, r50_card,
                                       args.imagenet_images, 16)):
             m.to(device)
+            print(f"  {name}: batch {batch}, the forward pass alone: "
+                  f"{forward_ceiling(m, c, batch, device):7.1f} images/s (the ceiling of the rows below)")
             for workers in (0, 1, 2):
                 rate = images_per_second(m, c, paths[:n], batch, workers)
                 print(f"  {name}: batch {batch}, {workers} workers: {rate:7.1f} images/s over {n} images")
