@@ -30,7 +30,8 @@ def family(root: str) -> Family:
     return Family(root)
 
 
-@st.cache_resource(max_entries=24, show_spinner="Loading the model (the first one also loads PyTorch)…")
+# room for every model of the built-in family (25, about 11 MB each), so a class visiting them all never reloads
+@st.cache_resource(max_entries=25, show_spinner="Loading the model (the first one also loads PyTorch)…")
 def variant(root: str, *key_fields):
     """A loaded variant (model, card, lock for its forward passes), for the fields of its :class:`VariantKey`."""
     model, card = family(root).load(VariantKey(*key_fields))
