@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cbam_viz.explain.batch import analyse_files
+from cbam_viz.explain.batch import analyse_files, predict_batch
 from cbam_viz.models.attention import CBAMConfig
 from cbam_viz.models.registry import Family, VariantKey, default_root
 from cbam_viz.models.resnet import cbam_resnet50
@@ -48,16 +48,16 @@ def images_per_second(model, card, paths, batch_size: int, workers: int) -> floa
 
 
 def forward_ceiling(model, card, batch_size: int, device: str, repeats: int = 4) -> float:
-    """Images per second of the forward pass alone (the image and its mirror image when the card says
-    so), without decoding, preprocessing or capture: the ceiling of ``images_per_second``."""
+    """Images per second of the card's prediction alone (:func:`predict_batch`: the mirror image too
+    where the card says so) on random tensors, without decoding, preprocessing or capture: the
+    ceiling of ``images_per_second``."""
     size = card["preprocessing"]["input_size"]
-    views = 2 if card["preprocessing"].get("flip_average") else 1
-    x = torch.randn(batch_size * views, 3, size, size, device=device)
+    x = torch.randn(batch_size, 3, size, size, device=device)
     with torch.inference_mode():
-        model(x)
+        predict_batch(model, x, card)
         start = time.perf_counter()
         for _ in range(repeats):
-            model(x)
+            predict_batch(model, x, card)
     return batch_size * repeats / (time.perf_counter() - start)
 
 

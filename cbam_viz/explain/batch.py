@@ -59,6 +59,16 @@ def _collate(items: list) -> list:
     return items  # tensors are stacked after the refused files are set aside
 
 
+def predict_batch(model: nn.Module, x: torch.Tensor, card: dict) -> torch.Tensor:
+    """The logits of a batch as the card predicts: where its preprocessing has ``flip_average``, the
+    mean of the logits of each image and its mirror image, in one pass (a recorder's rows
+    ``< len(x)`` are the images themselves)."""
+    if not card["preprocessing"].get("flip_average"):
+        return model(x)
+    logits = model(torch.cat([x, x.flip(3)]))
+    return (logits[: len(x)] + logits[len(x):]) / 2
+
+
 def analyse_files(model: nn.Module, card: dict, paths: Sequence[str | Path], batch_size: int = 64,
                   workers: int = 2, progress: Callable[[int], None] | None = None) -> Iterator[BatchItem]:
     """Analyse every file of ``paths`` with ``model`` (eval mode) in batches; yields one
@@ -74,11 +84,8 @@ def analyse_files(model: nn.Module, card: dict, paths: Sequence[str | Path], bat
             results: dict[int, BatchItem] = {i: BatchItem(files.paths[i], error=err) for i, x, err in batch if x is None}
             if ok:
                 x = torch.stack([x for _, x in ok]).to(device, non_blocking=True)
-                mirrored = card["preprocessing"].get("flip_average")  # the card's prediction: the mean with the mirror image
                 rec.clear()
-                logits = model(torch.cat([x, x.flip(3)]) if mirrored else x)  # one pass; rows < len(x): the images
-                if mirrored:
-                    logits = (logits[: len(x)] + logits[len(x):]) / 2
+                logits = predict_batch(model, x, card)
                 records = rec.records
                 probs = torch.softmax(logits.float(), 1).cpu().numpy()
                 for row, (i, _) in enumerate(ok):
