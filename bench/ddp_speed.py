@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-RECIPE = ["--bf16", "--epochs", "2"]  # the family's recipe (train.py's defaults), 2 epochs
+from cbam_viz.training import family
+
+RECIPE = [*family.RECIPE, "--epochs", "2"]  # the built-in family's recipe, 2 epochs
 
 
 def image_folder(root: Path, train: int, test: int = 100) -> Path:

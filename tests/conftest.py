@@ -51,10 +51,9 @@ def tiny_dataset(tmp_path_factory) -> Path:
     return make_image_folder(tmp_path_factory.mktemp("tiny") / "colours", {"train": 32, "test": 8})
 
 
-# the built-in family's network (half-width CBAM-ResNet-18, CIFAR stem) and recipe, on a tiny data set
-RECIPE = ["--width", "0.5"]
+# train.py's defaults are the built-in family's network (half-width CBAM-ResNet-18, CIFAR stem) and recipe
 BLOCKS = [f"layer{stage}.{i}" for stage in (1, 2, 3, 4) for i in (0, 1)]  # its 8 CBAM blocks
-TINY_TRAIN = [*RECIPE, "--image-size", "32", "--batch-size", "16", "--epochs", "1"]
+TINY_TRAIN = ["--image-size", "32", "--batch-size", "16", "--epochs", "1"]
 APP_VARIANTS = {
     "channel-first-k7-r16-twin": [],
     "spatial-first-k7-r16": ["--order", "spatial-first"],

@@ -12,9 +12,9 @@ from cbam_viz.training.data import to_tensor
 from cbam_viz.models.registry import DEFAULT_ROOT, Family, VariantNotFound, key_of
 from cbam_viz.models.weights import read_weights, sha256_file
 
-from .conftest import CLASSES, RECIPE, make_image_folder
+from .conftest import CLASSES, make_image_folder
 
-TINY = [*RECIPE, "--image-size", "16", "--batch-size", "16"]
+TINY = ["--image-size", "16", "--batch-size", "16"]
 
 
 def run(tiny_dataset, tmp_path, name, *extra):
