@@ -219,6 +219,7 @@ def test_family_plan_covers_every_configuration():
 def test_family_table_from_cards(tiny_family, tmp_path):
     text = family.table(tiny_family)
     assert "| `canonical` | end-to-end |" in text and "3 variants" in text
+    assert "h of training at each run's median epoch time" in text
     assert "Beside the paper (Woo et al." in text and "| order: spatial-first |" in text
     readme = tmp_path / "README.md"
     readme.write_text("a\n<!-- family-table:begin -->\nold\n<!-- family-table:end -->\nb\n")

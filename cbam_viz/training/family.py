@@ -133,6 +133,7 @@ def table(out: Path) -> str:
             f"{t.get('evaluation_s', 0) / 60:.1f} |"
         )
     train_h = sum(c["training"]["wall_time_s"] for c in cards) / 3600
+    paced_h = sum(paced_seconds(c["training"]) for c in cards) / 3600
     total_h = sum(training_minutes(c["training"]) for c in cards) / 60
     head = (
         "| variant | trained | test top-1 % | single view % | worst class % | params | attention params | MFLOPs per pass "
@@ -143,7 +144,18 @@ def table(out: Path) -> str:
     paper = (f"\nBeside the paper ({PAPER}; findings checked against {PAPER_CHECK}, numbers not verifiable "
              f"here so not quoted):\n\n{markdown_table(paper_comparison(cards))}\n")
     return (f"{head}\n" + "\n".join(rows) + f"\n\n{count}: {train_h:.2f} h of training and "
-            f"{total_h - train_h:.2f} h of evaluation, {total_h:.2f} h in all.\n" + paper)
+            f"{total_h - train_h:.2f} h of evaluation, {total_h:.2f} h in all; {paced_h:.2f} h of training at each "
+            f"run's median epoch time (epochs slowed by other work on the machine counted at their run's usual "
+            f"pace).\n" + paper)
+
+
+def paced_seconds(training: dict) -> float:
+    """A card's training time at its median epoch time: what the run takes without the epochs that
+    other work on the machine slowed down (the card's wall time where it has no epoch history)."""
+    from statistics import median
+
+    seconds = [e["seconds"] for e in training.get("history") or []]
+    return median(seconds) * len(seconds) if seconds else training["wall_time_s"]
 
 
 def update_readme(readme: Path, text: str) -> None:
