@@ -234,8 +234,10 @@ def test_side_by_side_faithfulness_and_channel_drilldown_in_the_browser():
     """The other lesson panels in a real browser: a click on a bar opens the channel's drill-down; side by side
     with another configuration; the deletion and insertion curves and the randomisation check run with a click."""
     with built_in_page("/?block=layer2.0") as page:
-        bars = page.locator('[data-testid="stVegaLiteChart"]').first.locator("g.mark-rect path")  # Vega's SVG bars
-        bars.nth(bars.count() // 2).click()
+        chart = page.locator('[data-testid="stVegaLiteChart"]').filter(has_text="layer2.0: channel weights Mc").first
+        bars = chart.locator("g.mark-rect path")  # Vega's SVG bars, one per channel of layer2.0 (64)
+        bars.nth(63).wait_for(timeout=60_000)
+        bars.nth(32).click()
         page.get_by_text("before the gates:").first.wait_for(timeout=60_000)
         wait_ready(page)
         text = page.inner_text("body")
