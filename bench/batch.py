@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cbam_viz.explain.batch import analyse_files, predict_batch
+from cbam_viz.explain.analysis import card_prediction
+from cbam_viz.explain.batch import analyse_files
 from cbam_viz.models.attention import CBAMConfig
 from cbam_viz.models.registry import Family, VariantKey, default_root
 from cbam_viz.models.resnet import cbam_resnet50
@@ -40,24 +41,25 @@ def write_images(folder: Path, n: int) -> list[Path]:
     return paths
 
 
-def images_per_second(model, card, paths, batch_size: int, workers: int) -> float:
-    list(analyse_files(model, card, paths[: batch_size], batch_size, workers))  # warm-up
+def images_per_second(model, card, paths, batch_size: int, workers: int, single_view: bool) -> float:
+    list(analyse_files(model, card, paths[: batch_size], batch_size, workers, single_view=single_view))  # warm-up
     start = time.perf_counter()
-    count = sum(1 for item in analyse_files(model, card, paths, batch_size, workers) if item.error is None)
+    count = sum(1 for item in analyse_files(model, card, paths, batch_size, workers, single_view=single_view)
+                if item.error is None)
     return count / (time.perf_counter() - start)
 
 
-def forward_ceiling(model, card, batch_size: int, device: str, repeats: int = 4) -> float:
-    """Images per second of the card's prediction alone (:func:`predict_batch`: the mirror image too
-    where the card says so) on random tensors, without decoding, preprocessing or capture: the
-    ceiling of ``images_per_second``."""
+def forward_ceiling(model, card, batch_size: int, device: str, single_view: bool, repeats: int = 4) -> float:
+    """Images per second of the card's prediction alone (:func:`card_prediction`: the mirror image too
+    where the card says so, unless ``single_view``) on random tensors, without decoding, preprocessing
+    or capture: the ceiling of ``images_per_second``."""
     size = card["preprocessing"]["input_size"]
     x = torch.randn(batch_size, 3, size, size, device=device)
     with torch.inference_mode():
-        predict_batch(model, x, card)
+        card_prediction(model, x, model(x), card, single_view)
         start = time.perf_counter()
         for _ in range(repeats):
-            predict_batch(model, x, card)
+            card_prediction(model, x, model(x), card, single_view)
     return batch_size * repeats / (time.perf_counter() - start)
 
 
@@ -77,13 +79,16 @@ def main() -> None:
         paths = write_images(Path(tmp), max(args.images, args.imagenet_images))
         for name, m, c, n, batch in ((f"{card['name']} ({args.family})", model, card, args.images, 128),
                                      ("CBAM-ResNet-50 (ImageNet layout, 224 px)", resnet50, r50_card,
-                                      args.imagenet_images, 16)):
+                                      args.imagenet_images, 8)):
             m.to(device)
-            print(f"  {name}: batch {batch}, the forward pass alone: "
-                  f"{forward_ceiling(m, c, batch, device):7.1f} images/s (the ceiling of the rows below)")
-            for workers in (0, 1, 2):
-                rate = images_per_second(m, c, paths[:n], batch, workers)
-                print(f"  {name}: batch {batch}, {workers} workers: {rate:7.1f} images/s over {n} images")
+            views = (False, True) if c["preprocessing"].get("flip_average") else (False,)
+            for single_view in views:
+                how = "single view" if single_view else ("with the mirror image" if len(views) == 2 else "one view")
+                print(f"  {name}, {how}: batch {batch}, the forward pass alone: "
+                      f"{forward_ceiling(m, c, batch, device, single_view):7.1f} images/s (the ceiling of the rows below)")
+                for workers in (0, 1, 2):
+                    rate = images_per_second(m, c, paths[:n], batch, workers, single_view)
+                    print(f"  {name}, {how}: batch {batch}, {workers} workers: {rate:7.1f} images/s over {n} images")
 
 
 if __name__ == "__main__":

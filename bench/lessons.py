@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from cbam_viz.explain.analysis import average_with_mirror
+from cbam_viz.explain.analysis import card_prediction
 from cbam_viz.explain.faithfulness import cascading_randomisation, default_maps, deletion_insertion
 from cbam_viz.explain.gradcam import grad_cam
 from cbam_viz.explain.knockouts import knockout_table
@@ -46,7 +46,7 @@ def once(fn) -> float:
     return time.perf_counter() - t
 
 
-def report(name: str, model: torch.nn.Module, x: torch.Tensor, runs: int, mirrored: bool = False) -> None:
+def report(name: str, model: torch.nn.Module, x: torch.Tensor, runs: int, card: dict) -> None:
     blocks = list(cbam_modules(model))
     block = blocks[len(blocks) // 2]
     with torch.no_grad():
@@ -60,8 +60,7 @@ def report(name: str, model: torch.nn.Module, x: torch.Tensor, runs: int, mirror
         rows.append((f"{method} at {block}", t, f"{t / forward:.1f}x the forward pass; goal <= 3x"))
 
     def predict(b):  # as the page predicts: the mirror mean where the card says so
-        logits = model(b)
-        return (average_with_mirror(model, b, logits) if mirrored else logits).softmax(1)
+        return card_prediction(model, b, model(b), card).softmax(1)
 
     ms = step_through(model, block, x).spatial.weights
     page = default_maps(x.shape[-1])
@@ -89,12 +88,12 @@ def main() -> None:
     family = Family(args.family)
     model, card = family.load(family.resolve(VariantKey()))  # the canonical configuration
     size = card["preprocessing"]["input_size"]
-    report(f"{card['name']} ({args.family})", model, torch.randn(1, 3, size, size), args.runs,
-           card["preprocessing"].get("flip_average", False))
+    report(f"{card['name']} ({args.family})", model, torch.randn(1, 3, size, size), args.runs, card)
     if args.imagenet:
         torch.manual_seed(0)
         resnet50 = cbam_resnet50(CBAMConfig(layout="official"), num_classes=1000).eval()
-        report("CBAM-ResNet-50 (ImageNet layout)", resnet50, torch.randn(1, 3, 224, 224), max(3, args.runs // 3))
+        report("CBAM-ResNet-50 (ImageNet layout)", resnet50, torch.randn(1, 3, 224, 224), max(3, args.runs // 3),
+               {"preprocessing": {}})  # one view
 
 
 if __name__ == "__main__":

@@ -35,3 +35,22 @@ def test_batches_equal_single_analyses_and_skip_broken_files(tmp_path, workers):
         for a, b in zip(item.blocks, single.blocks):
             assert a.name == b.name and np.allclose(a.channel_weights, b.channel_weights, atol=1e-5)
             assert np.allclose(a.spatial_map, b.spatial_map, atol=1e-5)
+
+
+def test_single_view_predicts_from_the_image_alone_with_the_same_attention(tmp_path):
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(4):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(rng.integers(0, 255, (36, 36 + i, 3), dtype=np.uint8)).save(paths[-1])
+    model = small()
+    both = list(analyse_files(model, CARD, paths, batch_size=4, workers=0))
+    alone = list(analyse_files(model, CARD, paths, batch_size=4, workers=0, single_view=True))
+    single_card = {**CARD, "preprocessing": {**CARD["preprocessing"], "flip_average": False}}
+    for a, b in zip(alone, both):
+        expected = analyse(model, Image.open(a.path), single_card).probabilities  # no mirror image
+        assert np.allclose(a.probabilities, expected, atol=1e-5)
+        assert not np.allclose(a.probabilities, b.probabilities, atol=1e-5)
+        for x, y in zip(a.blocks, b.blocks):
+            assert np.allclose(x.channel_weights, y.channel_weights, atol=1e-6)
+            assert np.allclose(x.spatial_map, y.spatial_map, atol=1e-6)

@@ -21,15 +21,14 @@ def _copy_of_model(load, card: dict):
     """A private copy of the loaded model and the prediction the page shows (the mirror mean where the card says)."""
     import copy
 
-    from ..explain.analysis import average_with_mirror
+    from ..explain.analysis import card_prediction
 
     model, _, lock = load()
     with lock:
         model = copy.deepcopy(model)
 
     def predict(x):
-        logits = model(x)
-        return (average_with_mirror(model, x, logits) if card["preprocessing"].get("flip_average") else logits).softmax(1)
+        return card_prediction(model, x, model(x), card).softmax(1)
     return model, predict
 
 

@@ -27,6 +27,16 @@ def average_with_mirror(model: nn.Module, x: torch.Tensor, logits: torch.Tensor)
     return (logits + model(x.flip(3))) / 2
 
 
+def card_prediction(model: nn.Module, x: torch.Tensor, logits: torch.Tensor, card: dict,
+                    single_view: bool = False) -> torch.Tensor:
+    """The logits the card predicts with, from ``logits``, the model's output for ``x``: the mean with
+    the mirror image's (:func:`average_with_mirror`) where the card's preprocessing has ``flip_average``
+    and not ``single_view`` (the card's single-view accuracy); else ``logits`` themselves."""
+    if single_view or not card["preprocessing"].get("flip_average"):
+        return logits
+    return average_with_mirror(model, x, logits)
+
+
 def model_input(image: Image.Image, preprocessing: dict, display_size: int = 384) -> tuple[torch.Tensor, np.ndarray]:
     """The normalised (1, 3, S, S) tensor per the card's preprocessing, and the same region for display."""
     return transform(preprocessing)(image)[None], display_view(model_crop(image, preprocessing), display_size)
@@ -54,8 +64,7 @@ def analyse(model: nn.Module, image: Image.Image, card: dict, lock: threading.Lo
     with lock or nullcontext():
         with AttentionRecorder(model) as rec:
             logits = model(x)
-        if card["preprocessing"].get("flip_average"):
-            logits = average_with_mirror(model, x, logits)
+        logits = card_prediction(model, x, logits, card)
     probs = torch.softmax(logits[0].float(), 0).numpy()
     blocks = [
         BlockAttention(

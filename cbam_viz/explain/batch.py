@@ -6,7 +6,7 @@
 Images are decoded and preprocessed in DataLoader workers (the card's preprocessing, the same
 checks as an upload: :func:`cbam_viz.app.images.load_image`); a file that cannot be read is yielded
 with its error, and the rest go on. The model runs on batches on its own device (CUDA when it is
-there), with the recorder's hooks on the gates for the whole run; the results are plain numpy.
+there), with the recorder's hooks on the gates for each batch's own pass; the results are plain numpy.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..app.images import ImageError, load_image
 from ..models.preprocessing import transform
+from .analysis import card_prediction
 from .recorder import AttentionRecorder
 from .results import BlockAttention
 
@@ -59,41 +60,36 @@ def _collate(items: list) -> list:
     return items  # tensors are stacked after the refused files are set aside
 
 
-def predict_batch(model: nn.Module, x: torch.Tensor, card: dict) -> torch.Tensor:
-    """The logits of a batch as the card predicts: where its preprocessing has ``flip_average``, the
-    mean of the logits of each image and its mirror image, in one pass (a recorder's rows
-    ``< len(x)`` are the images themselves)."""
-    if not card["preprocessing"].get("flip_average"):
-        return model(x)
-    logits = model(torch.cat([x, x.flip(3)]))
-    return (logits[: len(x)] + logits[len(x):]) / 2
+def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
+    return None if t is None else t.float().cpu().numpy()
 
 
 def analyse_files(model: nn.Module, card: dict, paths: Sequence[str | Path], batch_size: int = 64,
-                  workers: int = 2, progress: Callable[[int], None] | None = None) -> Iterator[BatchItem]:
+                  workers: int = 2, progress: Callable[[int], None] | None = None,
+                  single_view: bool = False) -> Iterator[BatchItem]:
     """Analyse every file of ``paths`` with ``model`` (eval mode) in batches; yields one
-    :class:`BatchItem` per file, in order. ``progress`` gets the number of files done so far."""
+    :class:`BatchItem` per file, in order. ``progress`` gets the number of files done so far.
+    ``single_view``: probabilities from each image alone, not averaged with its mirror image (see
+    :func:`~cbam_viz.explain.analysis.card_prediction`); the attention is the image's own either way."""
     device = next(model.parameters()).device
     files = ImageFiles(paths, card["preprocessing"])
     loader = DataLoader(files, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
                         pin_memory=device.type == "cuda", persistent_workers=False)
     done = 0
-    with torch.no_grad(), AttentionRecorder(model) as rec:
+    with torch.no_grad():
         for batch in loader:
             ok = [(i, x) for i, x, _ in batch if x is not None]
             results: dict[int, BatchItem] = {i: BatchItem(files.paths[i], error=err) for i, x, err in batch if x is None}
             if ok:
                 x = torch.stack([x for _, x in ok]).to(device, non_blocking=True)
-                rec.clear()
-                logits = predict_batch(model, x, card)
-                records = rec.records
+                with AttentionRecorder(model) as rec:
+                    logits = model(x)
+                logits = card_prediction(model, x, logits, card, single_view)  # the mirror pass, unrecorded
                 probs = torch.softmax(logits.float(), 1).cpu().numpy()
+                gates = [(r, _numpy(r.channel_weights), _numpy(r.spatial_map)) for r in rec.records]  # a copy per batch
                 for row, (i, _) in enumerate(ok):
-                    blocks = [BlockAttention(
-                        r.name, r.stage,
-                        None if r.channel_weights is None else r.channel_weights[row].float().cpu().numpy(),
-                        None if r.spatial_map is None else r.spatial_map[row, 0].float().cpu().numpy(),
-                        r.feature_shape) for r in records]
+                    blocks = [BlockAttention(r.name, r.stage, None if c is None else c[row],
+                                             None if s is None else s[row, 0], r.feature_shape) for r, c, s in gates]
                     results[i] = BatchItem(files.paths[i], probs[row], blocks)
             for i in sorted(results):
                 yield results[i]
