@@ -7,7 +7,10 @@
 4. upload -> full first view (decode, predictions, the block's charts, every block) for the built-in model and for
    the ResNet-50 at 224 px.
 
-    python bench/peers.py [--pairs 60] [--rounds 3]
+    python bench/peers.py [--pairs 60] [--rounds 3] [--ops]
+
+``--ops`` adds, for the two CBAM-ResNet-50s, each operator's own CPU time per forward pass
+(torch.profiler, 20 passes), where the two differ by more than 0.1 ms: where the time goes.
 
 A single round's ratio moves by a few per cent from run to run, so the
 comparisons run ``--rounds`` times and the median of the rounds' ratios is the figure.
@@ -60,6 +63,16 @@ def paired(a, b, pairs: int) -> tuple[float, float, float]:
     return statistics.median(ta), statistics.median(tb), statistics.median(ratios)
 
 
+def operator_ms(model, x, passes: int = 20) -> dict[str, float]:
+    """Each aten operator's own CPU milliseconds per forward pass of ``model`` on ``x``."""
+    from torch.profiler import profile
+
+    with profile() as prof:
+        for _ in range(passes):
+            model(x)
+    return {e.key: e.self_cpu_time_total / 1e3 / passes for e in prof.key_averages() if e.key.startswith("aten::")}
+
+
 def first_view(model, card, image_bytes: bytes) -> None:
     """What the app computes for a new upload: decode, analyse, the block's charts and every block's maps."""
     result = analyse(model, load_image(image_bytes), card)
@@ -76,6 +89,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pairs", type=int, default=60)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--ops", action="store_true", help="also each operator's time in both CBAM-ResNet-50s")
     args = p.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(0)
@@ -114,6 +128,13 @@ def main() -> None:
     print(f"\nmedian B/A over the {args.rounds} rounds")
     for name, values in ratios.items():
         print(f"  {name:<56}{statistics.median(values):>7.3f}  (rounds: {', '.join(f'{r:.3f}' for r in values)})")
+    if args.ops:
+        with torch.no_grad():
+            t_ops, o_ops = operator_ms(theirs, x), operator_ms(ours, x)
+        print("\noperators whose own time differs by > 0.1 ms a pass (timm ms, ours ms; convolutions vary run to run)")
+        for op in sorted(set(t_ops) | set(o_ops), key=lambda k: -abs(o_ops.get(k, 0) - t_ops.get(k, 0))):
+            if abs(o_ops.get(op, 0) - t_ops.get(op, 0)) > 0.1:
+                print(f"  {op:<40}{t_ops.get(op, 0):>8.2f}{o_ops.get(op, 0):>8.2f}")
 
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)).save(buf, "JPEG")
