@@ -14,7 +14,7 @@ from PIL import Image
 from torch import nn
 
 from ..models.preprocessing import model_crop, transform
-from .recorder import AttentionRecorder
+from .recorder import AttentionRecord, AttentionRecorder
 from .results import Analysis, BlockAttention, display_view, top_classes
 
 
@@ -35,6 +35,17 @@ def card_prediction(model: nn.Module, x: torch.Tensor, logits: torch.Tensor, car
     if single_view or not card["preprocessing"].get("flip_average"):
         return logits
     return average_with_mirror(model, x, logits)
+
+
+def per_image_blocks(records: list[AttentionRecord], images: int) -> list[list[BlockAttention]]:
+    """Each of ``images`` images' blocks from one recorded pass: every gate's tensor leaves torch
+    once, and each image's :class:`BlockAttention` holds its own rows of it."""
+    def array(t: torch.Tensor | None) -> np.ndarray | None:
+        return None if t is None else t.float().cpu().numpy()
+
+    gates = [(r, array(r.channel_weights), array(r.spatial_map)) for r in records]
+    return [[BlockAttention(r.name, r.stage, None if c is None else c[i], None if s is None else s[i, 0], r.feature_shape)
+             for r, c, s in gates] for i in range(images)]
 
 
 def model_input(image: Image.Image, preprocessing: dict, display_size: int = 384) -> tuple[torch.Tensor, np.ndarray]:
@@ -66,14 +77,5 @@ def analyse(model: nn.Module, image: Image.Image, card: dict, lock: threading.Lo
             logits = model(x)
         logits = card_prediction(model, x, logits, card)
     probs = torch.softmax(logits[0].float(), 0).numpy()
-    blocks = [
-        BlockAttention(
-            r.name,
-            r.stage,
-            None if r.channel_weights is None else r.channel_weights[0].numpy().copy(),
-            None if r.spatial_map is None else r.spatial_map[0, 0].numpy().copy(),
-            r.feature_shape,
-        )
-        for r in rec.records
-    ]
+    (blocks,) = per_image_blocks(rec.records, 1)
     return Analysis(top_classes(probs, card["classes"], top_k), probs, blocks, view, seen_image(x, card["preprocessing"]))

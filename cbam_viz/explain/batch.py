@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..app.images import ImageError, load_image
 from ..models.preprocessing import transform
-from .analysis import card_prediction
+from .analysis import card_prediction, per_image_blocks
 from .recorder import AttentionRecorder
 from .results import BlockAttention
 
@@ -60,10 +60,6 @@ def _collate(items: list) -> list:
     return items  # tensors are stacked after the refused files are set aside
 
 
-def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
-    return None if t is None else t.float().cpu().numpy()
-
-
 def analyse_files(model: nn.Module, card: dict, paths: Sequence[str | Path], batch_size: int = 64,
                   workers: int = 2, progress: Callable[[int], None] | None = None,
                   single_view: bool = False) -> Iterator[BatchItem]:
@@ -86,10 +82,7 @@ def analyse_files(model: nn.Module, card: dict, paths: Sequence[str | Path], bat
                     logits = model(x)
                 logits = card_prediction(model, x, logits, card, single_view)  # the mirror pass, unrecorded
                 probs = torch.softmax(logits.float(), 1).cpu().numpy()
-                gates = [(r, _numpy(r.channel_weights), _numpy(r.spatial_map)) for r in rec.records]  # a copy per batch
-                for row, (i, _) in enumerate(ok):
-                    blocks = [BlockAttention(r.name, r.stage, None if c is None else c[row],
-                                             None if s is None else s[row, 0], r.feature_shape) for r, c, s in gates]
+                for row, ((i, _), blocks) in enumerate(zip(ok, per_image_blocks(rec.records, len(ok)))):
                     results[i] = BatchItem(files.paths[i], probs[row], blocks)
             for i in sorted(results):
                 yield results[i]
