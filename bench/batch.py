@@ -81,9 +81,9 @@ def main() -> None:
                                      ("CBAM-ResNet-50 (ImageNet layout, 224 px)", resnet50, r50_card,
                                       args.imagenet_images, 8)):
             m.to(device)
-            views = (False, True) if c["preprocessing"].get("flip_average") else (False,)
-            for single_view in views:
-                how = "single view" if single_view else ("with the mirror image" if len(views) == 2 else "one view")
+            views = ((False, "with the mirror image"), (True, "single view")) if c["preprocessing"].get("flip_average") \
+                else ((False, "one view"),)
+            for single_view, how in views:
                 print(f"  {name}, {how}: batch {batch}, the forward pass alone: "
                       f"{forward_ceiling(m, c, batch, device, single_view):7.1f} images/s (the ceiling of the rows below)")
                 for workers in (0, 1, 2):

@@ -30,7 +30,7 @@ def family(root: str) -> Family:
     return Family(root)
 
 
-# room for every model of the built-in family (25), so a class visiting them all never reloads one
+# room for every model of the built-in family, so a class visiting them all never reloads one
 @st.cache_resource(max_entries=25, show_spinner="Loading the model (the first one also loads PyTorch)…")
 def variant(root: str, *key_fields):
     """A loaded variant (model, card, lock for its forward passes), for the fields of its :class:`VariantKey`."""

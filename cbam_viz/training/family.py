@@ -24,6 +24,7 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass
+from statistics import median
 from pathlib import Path
 
 from ..explain.classroom import PAPER, PAPER_CHECK, paper_comparison
@@ -152,8 +153,6 @@ def table(out: Path) -> str:
 def paced_seconds(training: dict) -> float:
     """A card's training time at its median epoch time: what the run takes without the epochs that
     other work on the machine slowed down (the card's wall time where it has no epoch history)."""
-    from statistics import median
-
     seconds = [e["seconds"] for e in training.get("history") or []]
     return median(seconds) * len(seconds) if seconds else training["wall_time_s"]
 
