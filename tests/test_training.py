@@ -263,6 +263,21 @@ def test_family_retrains_variants_of_an_older_backbone_or_network(tiny_family, t
     assert not family._finished(copy, canonical)
 
 
+def test_a_family_of_a_network_no_longer_built_is_refused_with_the_reason(tiny_family, tmp_path):
+    """A family folder of the removed compact network (a server's CBAM_VIZ_FAMILY): loading it is a
+    WeightsError, which the app shows as a message, not a traceback."""
+    from cbam_viz.models.weights import WeightsError
+
+    copy = tmp_path / "old"
+    shutil.copytree(tiny_family, copy)
+    card = json.loads((copy / "canonical.json").read_text())
+    card["architecture"] = {"family": "compact-cbam", "widths": [16, 32, 32], "num_classes": 3, "cbam": None}
+    (copy / "canonical.json").write_text(json.dumps(card))
+    old = Family(copy)
+    with pytest.raises(WeightsError, match="compact-cbam network, which this version of cbam-viz no longer builds"):
+        old.load(key_of(card))
+
+
 def test_translate_shifts_each_image_with_reflection():
     from cbam_viz.training.data import translate
 

@@ -44,9 +44,10 @@ def build_model(arch: dict) -> nn.Module:
     """A freshly initialised network for an :func:`architecture` description."""
     from .attention import CBAMConfig
     from .resnet import CBAMResNet
+    from .weights import WeightsError
 
-    if arch.get("family", "cbam-resnet") != "cbam-resnet":
-        raise ValueError(f"this card describes a {arch['family']} network, which this version of cbam-viz no longer builds")
+    if arch.get("family", "cbam-resnet") != "cbam-resnet":  # a WeightsError: the app shows it and stays up
+        raise WeightsError(f"this card describes a {arch['family']} network, which this version of cbam-viz no longer builds")
     cbam = CBAMConfig(**arch["cbam"]) if arch.get("cbam") else None
     return CBAMResNet(arch["depth"], cbam, num_classes=arch["num_classes"], stem=arch["stem"], width=arch["width"])
 
