@@ -7,7 +7,7 @@
 4. upload -> full first view (decode, predictions, the block's charts, every block) for the built-in model and for
    the ResNet-50 at 224 px.
 
-    python bench/peers.py [--pairs 60] [--rounds 3] [--ops]
+    python bench/peers.py [--pairs 60] [--rounds 7] [--ops]
 
 ``--ops`` adds, for the two CBAM-ResNet-50s, each operator's own CPU time per forward pass
 (torch.profiler, 20 passes), where the two differ by more than 0.1 ms: where the time goes.
@@ -88,7 +88,7 @@ def first_view(model, card, image_bytes: bytes) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pairs", type=int, default=60)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--ops", action="store_true", help="also each operator's time in both CBAM-ResNet-50s")
     args = p.parse_args()
     torch.set_num_threads(2)

@@ -36,7 +36,7 @@ def test_cbam_sits_before_the_addition():
     block = model.layer1[0]
     calls = []
     block.bn2.register_forward_hook(lambda m, i, o: calls.append(("bn2", o)))
-    block.cbam.register_forward_hook(lambda m, i, o: calls.append(("cbam", i[0], o)))
+    block.cbam.register_forward_hook(lambda m, i, o: calls.append(("cbam", i[0], o.clone())))  # the shortcut is then added in place
     x = torch.randn(1, 64, 8, 8)
     out = block(x)
     assert [c[0] for c in calls] == ["bn2", "cbam"]

@@ -3,6 +3,10 @@
 As in the official code, CBAM refines the residual branch after the block's last BatchNorm and
 before the addition: ``out = relu(cbam(bn_last(...)) + shortcut(x))``. Parameter names follow
 torchvision (``layer3.1.conv2.weight``), the CBAM module of a block is ``layer3.1.cbam``.
+
+As in torchvision's and timm's blocks, the shortcut is added in place to the CBAM's output, so a
+forward hook that keeps that output for later must clone it (the gates' own outputs, Mc and Ms,
+which :class:`~cbam_viz.explain.recorder.AttentionRecorder` keeps, are never written to).
 """
 
 from __future__ import annotations
@@ -58,7 +62,9 @@ class BasicBlock(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(self.cbam(out) + identity)
+        out = self.cbam(out)
+        out += identity
+        return self.relu(out)
 
 
 class Bottleneck(nn.Module):
@@ -84,7 +90,9 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(self.cbam(out) + identity)
+        out = self.cbam(out)
+        out += identity
+        return self.relu(out)
 
 
 class CBAMResNet(nn.Module):
