@@ -10,6 +10,7 @@ import streamlit as st
 
 # Nothing imported here loads torch: a gallery image analysed in advance (cbam_viz.app.precomputed)
 # is shown without it, and torch is imported in a background thread meanwhile.
+from cbam_viz.app import pictures
 from cbam_viz.app.channel_panel import channel_drilldown
 from cbam_viz.app.classroom_panel import classroom
 from cbam_viz.app.compare_panel import side_by_side
@@ -161,9 +162,9 @@ def one_block(view: View, start: dict, root: str | None):
         if block.channel_weights is None:
             st.info("Channel attention is off in this configuration.")
         else:
-            rows = tables.channel_rows(block.channel_weights, ss.sort, ss.topk)
-            event = st.altair_chart(charts.channel_bars(rows, f"{block.name}: channel weights Mc"),
-                                    on_select="rerun", key=f"bars-{block.name}", width="stretch", height=size - 44)
+            rows, bars = pictures.channel_bars(block.channel_weights, ss.sort, ss.topk, f"{block.name}: channel weights Mc")
+            event = st.vega_lite_chart(spec=bars, on_select="rerun", key=f"bars-{block.name}", width="stretch",
+                                       height=size - 44)
             picked = tables.picked_channel(event.selection.get(charts.CHANNEL_SELECTION), rows)
             st.markdown(tables.selected_channel(rows, picked, block.name))
             if picked is not None:
@@ -176,8 +177,8 @@ def one_block(view: View, start: dict, root: str | None):
             st.info("Spatial attention is off in this configuration.")
         else:
             h, w = block.spatial_map.shape
-            picture = overlays.overlay(result.view, block.spatial_map, ss.cmap, ss.opacity, ss.smooth, ss.scale)
-            st.altair_chart(charts.spatial_map(picture, block.spatial_map, ss.cmap, ss.scale, size), key=f"map-{block.name}")
+            st.vega_lite_chart(spec=pictures.spatial_map(result.view, block.spatial_map, **style(), size=size),
+                               key=f"map-{block.name}")
             st.caption(f"{block.name}: spatial map Ms ({h}x{w}) over the region the model saw; hover a cell for "
                        f"its value. {overlays.range_note(block.spatial_map)} "
                        + usual_spread(card.get("attention_statistics"), block.name))
@@ -186,16 +187,15 @@ def one_block(view: View, start: dict, root: str | None):
 
 def every_block(result: Analysis) -> None:
     """Every block's spatial map (one row per stage) and channel-weight distribution."""
-    ss = st.session_state
     st.subheader("Every block")
     stages = result.spatial_stages()
     for blocks in stages.values():  # one row per stage, at most a quarter of the page per map
         for col, b in zip(st.columns(max(4, *map(len, stages.values()))), blocks):
             h, w = b.spatial_map.shape
-            col.image(overlays.overlay(result.view, b.spatial_map, ss.cmap, ss.opacity, ss.smooth, ss.scale),
+            col.image(pictures.overlay_png(result.view, b.spatial_map, **style()),
                       caption=f"{b.name} ({h}x{w}): {overlays.range_note(b.spatial_map)}", width="stretch")
     if any(b.channel_weights is not None for b in result.blocks):
-        st.altair_chart(charts.weight_distribution(result), width="stretch")
+        st.vega_lite_chart(spec=pictures.weight_distribution(result.blocks), width="stretch")
 
 
 def style() -> dict:

@@ -82,7 +82,7 @@ def first_view(model, card, image_bytes: bytes) -> None:
     charts.channel_bars(tables.channel_rows(block.channel_weights), block.name).to_dict()
     for b in result.blocks:
         overlays.overlay(result.view, b.spatial_map)
-    charts.weight_distribution(result).to_dict()
+    charts.weight_distribution(result.blocks).to_dict()
 
 
 def main() -> None:

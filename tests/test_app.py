@@ -64,8 +64,6 @@ def test_first_screen_is_a_sample_already_analysed(app, app_family):
     assert "what it received: 32x32 pixels" in [c for image in app.image for c in image.captions]
     charts = app.get("vega_lite_chart")
     assert len(charts) == 3  # the channel bars, the spatial map with its values, every block's weights
-    how = next(m.value for m in app.markdown if m.value.startswith("end-to-end: every parameter trained"))
-    assert "4 epoch(s) of" in how and "min of training and evaluation on" in how  # from the card
     card = json.loads((app_family / "channel-first-k7-r16.json").read_text())
     facts = next(m.value for m in app.markdown if "test images**" in m.value)
     assert f"**{card['metrics']['test_top1']:.2f}% top-1 on {card['metrics']['test_images']:,} test images**" in facts
@@ -180,6 +178,7 @@ def test_configurations_compare_like_with_like(app, app_family):
                                   "like-for-like") for c in app.caption)
     app.sidebar.selectbox(key="cmap").set_value("gray").run()  # a display change keeps the note
     assert any(c.value.startswith("No change column") for c in app.caption)
+    app.session_state["configurations_panel"] = True  # the table of every configuration is drawn while open
     app.sidebar.radio(key="protocol").set_value("like-for-like").run()
     assert model_name(app) == "channel-first-k7-r16-twin"
     table = next(m.value for m in app.markdown if m.value.startswith("| variant | trained | test top-1 %"))
@@ -371,6 +370,22 @@ def test_classroom_panel_is_drawn_when_opened(app, app_family):
     app.session_state["classroom"] = False
     app.session_state["steps"] = False
     assert not app.run().latex
+
+
+def test_card_tables_are_drawn_when_opened(app, app_family):
+    def table(start):
+        return next((m.value for m in app.markdown if m.value.startswith(start)), None)
+
+    assert table("| variant | trained |") is None and table("| class | top-1 % |") is None  # closed: not sent
+    app.session_state["training_panel"] = True
+    app.run()
+    card = json.loads((app_family / "channel-first-k7-r16.json").read_text())
+    for c, a in zip(card["classes"], card["metrics"]["test_per_class_top1"]):
+        assert f"| {c} | {a:.1f} |" in table("| class | top-1 % |")
+    how = table("end-to-end: every parameter trained")
+    assert "4 epoch(s) of" in how and "min of training and evaluation on" in how  # from the card
+    app.session_state["training_panel"] = False
+    assert table("| class | top-1 % |") is not None and app.run() and table("| class | top-1 % |") is None
 
 
 def test_untrained_configuration_lists_what_exists(app):

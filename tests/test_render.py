@@ -145,10 +145,10 @@ def test_channel_bars_chart_has_tooltips_top_k_and_a_selection():
 
 
 def test_weight_distribution_chart_has_a_row_per_block(result):
-    names, shares = tables.weight_histograms(result)
+    names, shares = tables.weight_histograms(result.blocks)
     assert names == [b.name for b in result.blocks] and shares.shape == (8, 20)  # 8 blocks x 20 bins
     np.testing.assert_allclose(shares.sum(1), 1.0)
-    spec = charts.weight_distribution(result).to_dict()
+    spec = charts.weight_distribution(result.blocks).to_dict()
     data = next(iter(spec["datasets"].values()))
     assert len(data) == 8 * 20 and spec["encoding"]["y"]["sort"] == names
     for name, c in zip(names, (16, 16, 32, 32, 64, 64, 128, 128)):  # channels per block at width 0.25

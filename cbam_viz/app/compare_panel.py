@@ -13,7 +13,8 @@ import streamlit as st
 from ..explain.compare import agreement, difference
 from ..explain.knockouts import KNOCKOUTS
 from ..explain.results import Analysis
-from ..render import charts, overlays, tables
+from ..render import overlays, tables
+from . import pictures
 from .resources import LIMITS, analysed, family, member
 from .view import View
 
@@ -75,11 +76,12 @@ def _column(col, view: View, title: str, block: str, style: dict) -> None:
     if b is None or b.spatial_map is None:
         col.info(f"No spatial map at {block} here.")
     else:
-        col.image(overlays.overlay(view.result.view, b.spatial_map, **style), width="stretch",
+        col.image(pictures.overlay_png(view.result.view, b.spatial_map, **style), width="stretch",
                   caption=f"{block}: Ms. {overlays.range_note(b.spatial_map)}")
     if b is not None and b.channel_weights is not None:
-        col.altair_chart(charts.channel_bars(tables.channel_rows(b.channel_weights), f"{block}: channel weights Mc"),
-                         width="stretch", height=240)
+        # channel order in both columns, so that a channel sits at the same place; the sidebar's top-k
+        _, bars = pictures.channel_bars(b.channel_weights, False, st.session_state.topk, f"{block}: channel weights Mc")
+        col.vega_lite_chart(spec=bars, width="stretch", height=240)
     col.markdown(tables.markdown_table([{"class": c, "probability": f"{100 * p:.1f}%"} for c, p in view.result.top],
                                        index="rank"))
 

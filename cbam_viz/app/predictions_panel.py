@@ -72,14 +72,17 @@ def predictions_and_card(view: View, shown: Shown, key: VariantKey | None, root:
         st.subheader("This model")
         st.markdown(f"**{card['name']}**: {card['training']['trained']}")
         st.markdown("\n".join(f"- {f}" for f in facts(card)))
-        if key is not None:
-            with st.expander("Every configuration, like with like"):
+        # drawn only while open, as the lesson panels: a control change does not resend the tables
+        if key is not None and (panel := st.expander("Every configuration, like with like", key="configurations_panel",
+                                                     on_change="rerun")).open:
+            with panel:
                 st.markdown(tables.markdown_table(configuration_rows(list(family(root).cards.values()), key)))
                 st.caption("like-for-like: attention, BatchNorm and classifier trained on a shared network's frozen "
                            "convolutions, the same way for every configuration; compare configurations by these.")
         m = card.get("metrics")
-        if m:
-            with st.expander("How it was trained, per-class accuracy"):
+        if m and (panel := st.expander("How it was trained, per-class accuracy", key="training_panel",
+                                       on_change="rerun")).open:
+            with panel:
                 st.markdown(training_summary(card["training"]))
                 st.markdown(tables.markdown_table([{"class": c, "top-1 %": f"{a:.1f}"}
                                                    for c, a in zip(card["classes"], m["test_per_class_top1"])]))

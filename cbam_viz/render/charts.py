@@ -7,12 +7,13 @@ named :data:`CHANNEL_SELECTION` that the app reads back (``st.altair_chart(..., 
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 
 import altair as alt
 import numpy as np
 import pandas as pd
 
-from ..explain.results import Analysis
+from ..explain.results import BlockAttention
 from .overlays import colorize, encode_png, value_range
 from .tables import weight_histograms
 
@@ -46,11 +47,11 @@ def channel_bars(rows: list[dict], title: str, selected: int | None = None) -> a
     )
 
 
-def weight_distribution(analysis: Analysis, bins: int = 20) -> alt.Chart:
-    """Every block's channel weights at a glance: one row per block (forward order), one cell per
-    weight bin, darker where more of the block's channels fall."""
-    names, shares = weight_histograms(analysis, bins)
-    sizes = {b.name: len(b.channel_weights) for b in analysis.blocks if b.channel_weights is not None}
+def weight_distribution(blocks: Sequence[BlockAttention], bins: int = 20) -> alt.Chart:
+    """Every block's channel weights at a glance (an analysis's ``blocks``): one row per block (forward
+    order), one cell per weight bin, darker where more of the block's channels fall."""
+    names, shares = weight_histograms(blocks, bins)
+    sizes = {b.name: len(b.channel_weights) for b in blocks if b.channel_weights is not None}
     edges = np.linspace(0, 1, bins + 1)
     frame = pd.DataFrame([
         {"block": name, "from": edges[i], "to": edges[i + 1], "share": float(shares[r, i]),

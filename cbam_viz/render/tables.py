@@ -6,11 +6,12 @@ import csv
 import io
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..explain.results import Analysis
+from ..explain.results import Analysis, BlockAttention
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,10 @@ def channel_csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
-def weight_histograms(analysis: Analysis, bins: int = 20) -> tuple[list[str], np.ndarray]:
-    """Per block with channel attention, the share of its channels in each of ``bins`` equal weight
-    bins on [0, 1]: (block names, shares (blocks, bins), each row summing to 1)."""
-    blocks = [b for b in analysis.blocks if b.channel_weights is not None]
+def weight_histograms(blocks: Sequence[BlockAttention], bins: int = 20) -> tuple[list[str], np.ndarray]:
+    """Per block with channel attention (of an analysis's ``blocks``), the share of its channels in each
+    of ``bins`` equal weight bins on [0, 1]: (block names, shares (blocks, bins), each row summing to 1)."""
+    blocks = [b for b in blocks if b.channel_weights is not None]
     if not blocks:
         raise ValueError("this model has no channel attention to show")
     edges = np.linspace(0, 1, bins + 1)
