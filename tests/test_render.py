@@ -168,6 +168,35 @@ def test_spatial_map_chart_gives_every_cell_and_the_real_range(result):
     assert domain[0] == pytest.approx(block.spatial_map.min()) and domain[-1] == pytest.approx(block.spatial_map.max())
 
 
+def test_the_page_draws_the_validated_specifications(result):
+    from cbam_viz.app.pictures import vega_lite
+
+    block = result.block("layer2.0")
+    picture = overlays.overlay(result.view, block.spatial_map)
+    for chart in (charts.channel_bars(tables.channel_rows(block.channel_weights), "bars"),
+                  charts.spatial_map(picture, block.spatial_map, "jet", "relative"),
+                  charts.weight_distribution(result.blocks)):
+        validated = chart.to_dict()  # raises when the specification breaks the Vega-Lite schema
+        assert vega_lite(chart) == {k: v for k, v in validated.items() if k != "config"}  # Streamlit sizes the chart
+
+
+def test_the_page_cache_keys_pictures_by_their_values_and_settings(result):
+    from cbam_viz.app import pictures
+
+    view, values = result.view, result.block("layer2.0").spatial_map
+    style = dict(cmap="jet", opacity=0.5, smooth=True, scale="relative")
+    assert pictures.overlay_png(view, values, **style) == overlays.encode_png(overlays.overlay(view, values, **style))
+    for change in ({"cmap": "gray"}, {"opacity": 0.25}, {"smooth": False}, {"scale": "absolute"}):
+        assert pictures.overlay_png(view, values, **{**style, **change}) != pictures.overlay_png(view, values, **style)
+    other = 1.0 - values  # another map of the same shape is another picture
+    assert pictures.overlay_png(view, other, **style) != pictures.overlay_png(view, values, **style)
+    assert pictures.spatial_map(view, other, **style, size=384) != pictures.spatial_map(view, values, **style, size=384)
+    weights = result.block("layer2.0").channel_weights
+    rows, spec = pictures.channel_bars(weights, True, 3, "bars")
+    assert rows == tables.channel_rows(weights, True, 3) and spec == pictures.channel_bars(weights, True, 3, "bars")[1]
+    assert pictures.channel_bars(weights, True, 4, "bars")[1] != spec
+
+
 def test_figures_are_png_and_svg_with_colour_bars_in_real_values(result):
     block = result.block("layer3.1")
     fig = figures.block_figure(result.view, block, top_k=3)
