@@ -192,8 +192,9 @@ def every_block(result: Analysis) -> None:
     for blocks in stages.values():  # one row per stage, at most a quarter of the page per map
         for col, b in zip(st.columns(max(4, *map(len, stages.values()))), blocks):
             h, w = b.spatial_map.shape
-            col.image(pictures.overlay_png(result.view, b.spatial_map, **style()),
-                      caption=f"{b.name} ({h}x{w}): {overlays.range_note(b.spatial_map)}", width="stretch")
+            col.image(pictures.overlay_jpeg(result.view, b.spatial_map, **style()),
+                      caption=f"{b.name} ({h}x{w}): {overlays.range_note(b.spatial_map)}", width="stretch",
+                      output_format="JPEG")
     if any(b.channel_weights is not None for b in result.blocks):
         st.vega_lite_chart(spec=pictures.weight_distribution(result.blocks), width="stretch")
 

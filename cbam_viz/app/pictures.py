@@ -45,9 +45,10 @@ def spatial_map(view: np.ndarray, values: np.ndarray, cmap: str, opacity: float,
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
-def overlay_png(view: np.ndarray, values: np.ndarray, cmap: str, opacity: float, smooth: bool, scale: str) -> bytes:
-    """A spatial map over the image (:func:`cbam_viz.render.overlays.overlay`), as PNG bytes."""
-    return overlays.encode_png(overlays.overlay(view, values, cmap, opacity, smooth, scale))
+def overlay_jpeg(view: np.ndarray, values: np.ndarray, cmap: str, opacity: float, smooth: bool, scale: str) -> bytes:
+    """A spatial map over the image (:func:`cbam_viz.render.overlays.overlay`) as JPEG bytes, which
+    ``st.image(..., output_format="JPEG")`` sends as they are."""
+    return overlays.encode_jpeg(overlays.overlay(view, values, cmap, opacity, smooth, scale))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
