@@ -103,7 +103,7 @@ def image_section(start: dict, samples: dict, root: str, card: dict, model_id: s
                       format_func=str.capitalize)
     data, label = None, None
     if source == "upload":
-        up = st.file_uploader(f"An image ({KINDS})", key="upload",  # any file: the app says why one is refused
+        up = st.file_uploader(f"An image ({KINDS})", key="upload",  # any file: the app says why one is rejected
                               max_upload_size=LIMITS.max_bytes // 2**20)
         data, label = (up.getvalue(), file_label(up.name)) if up is not None else (None, None)
     elif source == "camera":

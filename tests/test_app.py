@@ -126,7 +126,7 @@ def test_bad_upload_shows_an_error_and_the_app_keeps_working(app):
     assert len(predictions(app)) == 3  # the gallery image is analysed instead
     app.file_uploader(key="upload").set_value(("ok.png", png((10, 10, 230)), "image/png")).run()
     assert not app.error and predictions(app)[0][0] == "blue"
-    # types a browser filter would have refused silently reach the app, which says why in the page
+    # types a browser filter would have rejected silently reach the app, which says why in the page
     icon = io.BytesIO()
     Image.new("RGB", (32, 32), "red").save(icon, format="ICO")
     for name, data, message in [("logo.ico", icon.getvalue(), "ICO images are not supported"),

@@ -1,4 +1,4 @@
-"""Batched analysis: the same numbers as one image at a time, refused files reported, the rest go on."""
+"""Batched analysis: the same numbers as one image at a time, rejected files reported, the rest go on."""
 
 import numpy as np
 import pytest

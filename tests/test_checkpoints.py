@@ -119,7 +119,7 @@ class _Payload:
         return (os.system, ("touch /tmp/cbam_viz_pwned_marker",))
 
 
-def test_malicious_pickle_is_refused_before_running(tmp_path):
+def test_malicious_pickle_is_rejected_before_running(tmp_path):
     marker = "/tmp/cbam_viz_pwned_marker"
     import os
     if os.path.exists(marker):
@@ -167,7 +167,7 @@ def test_bad_files(tmp_path):
         detect_format({"encoder.weight": torch.zeros(1)})
 
 
-def test_oversized_weights_are_refused_before_reading(tmp_path, monkeypatch):
+def test_oversized_weights_are_rejected_before_reading(tmp_path, monkeypatch):
     path = tmp_path / "big.pth"
     torch.save({"w": torch.zeros(300_000)}, path)
     with pytest.raises(WeightsError, match=r"big.pth is 1.1 MiB, over the 1.0 MiB limit"):

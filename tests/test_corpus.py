@@ -25,7 +25,7 @@ def test_library_outcomes():
         try:
             image = load_image(data)
             outcome = f"analysable {image.size[0]}x{image.size[1]} RGB"
-            assert expect == "ok", f"{name} should have been refused ({expect})"
+            assert expect == "ok", f"{name} should have been rejected ({expect})"
             assert image.mode == "RGB"
             if expected_size(name):
                 assert image.size == expected_size(name), name
@@ -33,7 +33,7 @@ def test_library_outcomes():
                 corner = np.asarray(image)[:4, :4].mean()
                 assert (corner > 240) == (int(name.split("-")[-1][0]) in (1, 5)), name
         except ImageError as e:
-            outcome = f"refused: {e}"
+            outcome = f"rejected: {e}"
             assert expect != "ok" and re.search(expect, str(e)), f"{name}: {e}"
         rows.append((name, outcome))
     write_report("corpus-library.txt", ["library: file -> outcome", *(f"  {n:<28} {o}" for n, o in rows)])

@@ -109,7 +109,7 @@ def test_limits():
         load_image(encode(Image.new("RGB", (3000, 3000)), "PNG"), Limits(max_pixels=1_000_000))
 
 
-def test_decompression_bomb_is_refused_without_decoding():
+def test_decompression_bomb_is_rejected_without_decoding():
     # a PNG header that declares 100,000 x 100,000 pixels
     small = encode(Image.new("L", (10, 10)), "PNG")
     import struct
@@ -136,7 +136,7 @@ def test_phone_jpegs_up_to_200_megapixels_decode_at_reduced_size():
     assert im.size == (6_000, 4_200) and im.size[0] * im.size[1] <= Limits().max_pixels  # decoded at 1/2
     assert im.getpixel((3000, 2100)) == pytest.approx((30, 120, 200), abs=3)
     small = encode(Image.new("RGB", (64, 48), "red"), "JPEG")
-    with pytest.raises(ImageError, match="decompression bomb"):  # declares 300 MP: refused, nothing decoded
+    with pytest.raises(ImageError, match="decompression bomb"):  # declares 300 MP: rejected, nothing decoded
         load_image(_declare_jpeg_size(small, 20_000, 15_000))
     with pytest.raises(ImageError, match="far too small for the 150 megapixels it declares"):  # holds 64x48
         load_image(_declare_jpeg_size(small, 15_000, 10_000))

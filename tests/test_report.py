@@ -21,8 +21,8 @@ def test_report_over_a_folder_with_a_broken_file(app_family, tmp_path):
     out = tmp_path / "report"
     assert main([str(folder), "--family", str(app_family), "--out", str(out)]) == 0
     page = (out / "report.html").read_text()
-    assert "2 image(s) analysed, 1 refused." in page and "notes.txt" not in page
-    assert re.search(r"<h2>broken.png</h2><p class=\"refused\">Not analysed: This file is not an image file", page)
+    assert "2 image(s) analysed, 1 rejected." in page and "notes.txt" not in page
+    assert re.search(r"<h2>broken.png</h2><p class=\"rejected\">Not analysed: This file is not an image file", page)
     blocks = BLOCKS  # the tiny family's
     for stem in ("red", "blue"):
         for name in ("grid", *blocks):
@@ -50,7 +50,7 @@ def test_the_apps_report_download_is_the_same_report_for_one_image(app_family):
     data, name, mime = files["Report of this image (HTML)"]
     page = data()
     assert (name, mime) == ("cbam-viz-report.html", "text/html") and "<h2>green.png</h2>" in page
-    assert "1 image(s) analysed, 0 refused." in page and "Class profiles" not in page
+    assert "1 image(s) analysed, 0 rejected." in page and "Class profiles" not in page
 
 
 def _png(image):

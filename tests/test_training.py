@@ -263,7 +263,7 @@ def test_family_retrains_variants_of_an_older_backbone_or_network(tiny_family, t
     assert not family._finished(copy, canonical)
 
 
-def test_a_family_of_a_network_no_longer_built_is_refused_with_the_reason(tiny_family, tmp_path):
+def test_a_family_of_a_network_no_longer_built_is_rejected_with_the_reason(tiny_family, tmp_path):
     """A family folder of the removed compact network (a server's CBAM_VIZ_FAMILY): loading it is a
     WeightsError, which the app shows as a message, not a traceback."""
     from cbam_viz.models.weights import WeightsError

@@ -59,7 +59,7 @@ def test_files_inside_the_folder_are_read(folder, name):
     ("missing.pth", "no file"),
     ("   ", "type the name of a checkpoint"),
 ])
-def test_everything_else_is_refused_with_the_reason(folder, name, message):
+def test_everything_else_is_rejected_with_the_reason(folder, name, message):
     with pytest.raises(WeightsError, match=message):
         WeightSources(folder=folder.resolve()).local_file(name)
 

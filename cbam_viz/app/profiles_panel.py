@@ -20,20 +20,20 @@ MAX_IMAGES = 200  # per uploaded set: a heavy job stays bounded
 
 
 def _uploaded_profiles(view: View, files: list, progress) -> tuple[Profiles, list[str]]:
-    """Profiles of the uploaded images by predicted class, and the files refused (name: reason, as Markdown)."""
+    """Profiles of the uploaded images by predicted class, and the files rejected (name: reason, as Markdown)."""
     from ..explain.analysis import analyse
     from ..explain.profiles import predicted_class_profiles
     from .images import ImageError, file_label, load_image, markdown_text
 
     model, card, lock = view.load()
-    analysed, refused = [], []
+    analysed, rejected = [], []
     for i, f in enumerate(files):
         try:
             analysed.append(analyse(model, load_image(f.getvalue(), LIMITS), card, lock=lock))
         except ImageError as e:
-            refused.append(f"{markdown_text(file_label(f.name))}: {e}")  # shown as Markdown, as typed
+            rejected.append(f"{markdown_text(file_label(f.name))}: {e}")  # shown as Markdown, as typed
         progress((i + 1) / len(files))
-    return predicted_class_profiles(analysed, len(card["classes"])), refused
+    return predicted_class_profiles(analysed, len(card["classes"])), rejected
 
 
 def class_profiles_panel(view: View, root: str | None, block: str) -> None:
@@ -62,8 +62,8 @@ def class_profiles_panel(view: View, root: str | None, block: str) -> None:
                                 lambda progress: _uploaded_profiles(view, files, progress))
             if done is None:
                 return
-            profiles, refused = done
-            for line in refused:
+            profiles, rejected = done
+            for line in rejected:
                 st.warning(line)
             note = f"over {int(profiles.counts.sum())} uploaded images, grouped by predicted class"
             if not profiles.blocks:

@@ -11,7 +11,7 @@ read when the page is drawn, decide which sources the sidebar offers:
 =============================  =========  =====================================================
 
 A local path is resolved (``..``, ``~`` and symbolic links followed) and must name a regular file
-inside the folder: anything else is refused with a message that says why.
+inside the folder: anything else is rejected with a message that says why.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class WeightSources:
 
     def local_file(self, text: str) -> Path:
         """The checkpoint a visitor named, as a resolved path inside the folder; :class:`WeightsError`
-        says why a name is refused (outside the folder, a link out of it, not a regular file)."""
+        says why a name is rejected (outside the folder, a link out of it, not a regular file)."""
         if self.folder is None:
             raise WeightsError("this server does not offer local weights files")
         name = text.strip()

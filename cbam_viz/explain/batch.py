@@ -29,7 +29,7 @@ from .results import BlockAttention
 
 @dataclass
 class BatchItem:
-    """One file's result: its class probabilities and every block's attention, or why it was refused."""
+    """One file's result: its class probabilities and every block's attention, or why it was rejected."""
 
     path: Path
     probabilities: np.ndarray | None = None
@@ -57,7 +57,7 @@ class ImageFiles(Dataset):
 
 
 def _collate(items: list) -> list:
-    return items  # tensors are stacked after the refused files are set aside
+    return items  # tensors are stacked after the rejected files are set aside
 
 
 def analyse_files(model: nn.Module, card: dict, paths: Sequence[str | Path], batch_size: int = 64,

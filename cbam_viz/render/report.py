@@ -18,7 +18,7 @@ from . import figures
 
 @dataclass
 class ReportItem:
-    """One image of a report: its name and analysis, or why it was refused."""
+    """One image of a report: its name and analysis, or why it was rejected."""
 
     name: str
     analysis: Analysis | None = None
@@ -51,14 +51,14 @@ def image_figures(item: ReportItem, style: dict) -> dict[str, object]:
 def html_report(items: list[ReportItem], card: dict, drawn: dict[str, dict[str, bytes]],
                 profiles: Profiles | None = None, profiles_png: bytes | None = None) -> str:
     """The HTML page: per image (``drawn[name]``: figure name -> PNG) its predictions and figures;
-    refused files with their reasons; the class profiles of a set; the model card."""
+    rejected files with their reasons; the class profiles of a set; the model card."""
     parts = [f"<h1>cbam-viz report: {html.escape(card['name'])}</h1>",
              f"<p>{len([i for i in items if i.analysis])} image(s) analysed, "
-             f"{len([i for i in items if i.error])} refused.</p>"]
+             f"{len([i for i in items if i.error])} rejected.</p>"]
     for item in items:
         parts.append(f"<h2>{html.escape(item.name)}</h2>")
         if item.error:
-            parts.append(f'<p class="refused">Not analysed: {html.escape(item.error)}</p>')
+            parts.append(f'<p class="rejected">Not analysed: {html.escape(item.error)}</p>')
             continue
         rows = "".join(f"<tr><td>{k}</td><td>{html.escape(c)}</td><td>{100 * p:.1f}%</td></tr>"
                        for k, (c, p) in enumerate(item.analysis.top, 1))
@@ -78,6 +78,6 @@ def html_report(items: list[ReportItem], card: dict, drawn: dict[str, dict[str, 
         parts.append(f"<p>{_text(training_summary(card['training']))}</p>")
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
              "img{max-width:100%;display:block;margin:1em 0}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:2px 8px}.refused{color:#a00}")
+             "td,th{border:1px solid #ccc;padding:2px 8px}.rejected{color:#a00}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>cbam-viz report</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
