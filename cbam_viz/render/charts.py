@@ -1,7 +1,7 @@
 """Interactive charts for the page: Vega-Lite specifications built with Altair.
 
 Every chart carries tooltips with the exact values; the channel bars carry a point selection
-named :data:`CHANNEL_SELECTION` that the app reads back (``st.altair_chart(..., on_select="rerun")``).
+named :data:`CHANNEL_SELECTION` that the app reads back (``on_select="rerun"``).
 """
 
 from __future__ import annotations
