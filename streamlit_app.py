@@ -189,12 +189,14 @@ def every_block(result: Analysis) -> None:
     """Every block's spatial map (one row per stage) and channel-weight distribution."""
     st.subheader("Every block")
     stages = result.spatial_stages()
+    shown = [b for blocks in stages.values() for b in blocks]
+    maps = tuple(b.spatial_map for b in shown)  # one cached entry for the view's maps: the image is hashed once
+    jpegs = dict(zip((b.name for b in shown), pictures.overlays_jpeg(result.view, maps, **style())))
     for blocks in stages.values():  # one row per stage, at most a quarter of the page per map
         for col, b in zip(st.columns(max(4, *map(len, stages.values()))), blocks):
             h, w = b.spatial_map.shape
-            col.image(pictures.overlay_jpeg(result.view, b.spatial_map, **style()),
-                      caption=f"{b.name} ({h}x{w}): {overlays.range_note(b.spatial_map)}", width="stretch",
-                      output_format="JPEG")
+            col.image(jpegs[b.name], caption=f"{b.name} ({h}x{w}): {overlays.range_note(b.spatial_map)}",
+                      width="stretch", output_format="JPEG")
     if any(b.channel_weights is not None for b in result.blocks):
         st.vega_lite_chart(spec=pictures.weight_distribution(result.blocks), width="stretch")
 

@@ -185,11 +185,16 @@ def test_the_page_cache_keys_pictures_by_their_values_and_settings(result):
 
     view, values = result.view, result.block("layer2.0").spatial_map
     style = dict(cmap="jet", opacity=0.5, smooth=True, scale="relative")
-    assert pictures.overlay_jpeg(view, values, **style) == overlays.encode_jpeg(overlays.overlay(view, values, **style))
+
+    def jpeg(m, **change):
+        return pictures.overlays_jpeg(view, (m,), **{**style, **change})[0]
+
+    assert jpeg(values) == overlays.encode_jpeg(overlays.overlay(view, values, **style))
     for change in ({"cmap": "gray"}, {"opacity": 0.25}, {"smooth": False}, {"scale": "absolute"}):
-        assert pictures.overlay_jpeg(view, values, **{**style, **change}) != pictures.overlay_jpeg(view, values, **style)
+        assert jpeg(values, **change) != jpeg(values)
     other = 1.0 - values  # another map of the same shape is another picture
-    assert pictures.overlay_jpeg(view, other, **style) != pictures.overlay_jpeg(view, values, **style)
+    assert jpeg(other) != jpeg(values)
+    assert pictures.overlays_jpeg(view, (values, other), **style) == [jpeg(values), jpeg(other)]  # one per map, in order
     assert pictures.spatial_map(view, other, **style, size=384) != pictures.spatial_map(view, values, **style, size=384)
     weights = result.block("layer2.0").channel_weights
     rows, spec = pictures.channel_bars(weights, True, 3, "bars")

@@ -76,7 +76,7 @@ def _column(col, view: View, title: str, block: str, style: dict) -> None:
     if b is None or b.spatial_map is None:
         col.info(f"No spatial map at {block} here.")
     else:
-        col.image(pictures.overlay_jpeg(view.result.view, b.spatial_map, **style), width="stretch",
+        col.image(pictures.overlays_jpeg(view.result.view, (b.spatial_map,), **style)[0], width="stretch",
                   caption=f"{block}: Ms. {overlays.range_note(b.spatial_map)}", output_format="JPEG")
     if b is not None and b.channel_weights is not None:
         # channel order in both columns, so that a channel sits at the same place; the sidebar's top-k

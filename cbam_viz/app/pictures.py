@@ -44,11 +44,13 @@ def spatial_map(view: np.ndarray, values: np.ndarray, cmap: str, opacity: float,
     return vega_lite(charts.spatial_map(picture, values, cmap, scale, size))
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
-def overlay_jpeg(view: np.ndarray, values: np.ndarray, cmap: str, opacity: float, smooth: bool, scale: str) -> bytes:
-    """A spatial map over the image (:func:`cbam_viz.render.overlays.overlay`) as JPEG bytes, which
-    ``st.image(..., output_format="JPEG")`` sends as they are."""
-    return overlays.encode_jpeg(overlays.overlay(view, values, cmap, opacity, smooth, scale))
+@st.cache_data(max_entries=16, show_spinner=False)
+def overlays_jpeg(view: np.ndarray, maps: tuple[np.ndarray, ...], cmap: str, opacity: float, smooth: bool,
+                  scale: str) -> list[bytes]:
+    """Spatial maps over the same image (:func:`cbam_viz.render.overlays.overlay`) as JPEG bytes, which
+    ``st.image(..., output_format="JPEG")`` sends as they are. One entry for all of a view's maps, so
+    that the image is hashed once per run, not once per map."""
+    return [overlays.encode_jpeg(overlays.overlay(view, m, cmap, opacity, smooth, scale)) for m in maps]
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
