@@ -7,7 +7,7 @@ and the forward inside :class:`~cbam_viz.explain.recorder.AttentionRecorder` (bu
 left every pass, as the app does). Prints the medians and the median per-round ratio to the bare
 forward. Goal: the recorder <= 1.03.
 
-    python bench/capture_overhead.py [--pairs 30] [--threads 2]
+    python bench/capture_overhead.py [--rounds 30] [--threads 2]
 """
 
 from __future__ import annotations
@@ -54,17 +54,17 @@ def rounds(model: torch.nn.Module, x: torch.Tensor, n: int) -> dict[str, tuple[f
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--pairs", type=int, default=30, help="rounds of the three ways")
+    p.add_argument("--rounds", type=int, default=30, help="rounds of the three ways, each timed once a round")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     x = torch.randn(1, 3, 224, 224)
-    print(f"torch {torch.__version__}, {args.threads} threads, batch 1, 224 px, eval, no_grad, {args.pairs} rounds")
+    print(f"torch {torch.__version__}, {args.threads} threads, batch 1, 224 px, eval, no_grad, {args.rounds} rounds")
     print(f"{'model':<16}{'way':<14}{'ms':>8}{'ratio':>8}")
     for name, build in (("CBAM-ResNet-18", cbam_resnet18), ("CBAM-ResNet-50", cbam_resnet50)):
         model = build(CBAMConfig()).eval()
         with torch.no_grad():
-            for way, (sec, ratio) in rounds(model, x, args.pairs).items():
+            for way, (sec, ratio) in rounds(model, x, args.rounds).items():
                 print(f"{name:<16}{way:<14}{sec * 1e3:>8.1f}{ratio:>8.3f}")
 
 
