@@ -160,10 +160,11 @@ def test_spatial_map_chart_gives_every_cell_and_the_real_range(result):
     picture = overlays.overlay(result.view, block.spatial_map)
     spec = charts.spatial_map(picture, block.spatial_map, "jet", "relative").to_dict()
     image_layer, cells = spec["layer"]
-    assert next(iter(spec["datasets"][image_layer["data"]["name"]]))["url"].startswith("data:image/png;base64,")
+    assert next(iter(spec["datasets"][image_layer["data"]["name"]]))["url"].startswith("data:image/jpeg;base64,")
     values = spec["datasets"][cells["data"]["name"]]
-    assert len(values) == 16 * 16 and values[17] == {"row": 1, "column": 1, "value": float(block.spatial_map[1, 1]),
-                                                     "row_end": 2, "column_end": 2}
+    assert len(values) == 16 * 16 and values[17] == {"row": 1, "column": 1,
+                                                     "value": round(float(block.spatial_map[1, 1]), 6)}
+    assert {"calculate": "datum.row + 1", "as": "row_end"} in cells["transform"]  # each cell spans one map position
     domain = cells["encoding"]["color"]["scale"]["domain"]
     assert domain[0] == pytest.approx(block.spatial_map.min()) and domain[-1] == pytest.approx(block.spatial_map.max())
 

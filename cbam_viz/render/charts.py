@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..explain.results import BlockAttention
-from .overlays import colorize, encode_png, value_range
+from .overlays import colorize, encode_jpeg, value_range
 from .tables import weight_histograms
 
 CHANNEL_SELECTION = "channel"
@@ -82,14 +82,15 @@ def spatial_map(picture: np.ndarray, values: np.ndarray, cmap: str, scale: str, 
     h, w = values.shape
     vmin, vmax = value_range(values, scale)
     rows, cols = np.mgrid[0:h, 0:w]
-    cells = pd.DataFrame({"row": rows.ravel(), "column": cols.ravel(), "value": values.ravel().astype(float)})
-    cells["row_end"], cells["column_end"] = cells["row"] + 1, cells["column"] + 1
-    uri = "data:image/png;base64," + base64.b64encode(encode_png(picture)).decode()
+    # values to 6 decimals (the hover shows 5): a 32x32 map is sent on every change of block or setting
+    cells = pd.DataFrame({"row": rows.ravel(), "column": cols.ravel(), "value": values.ravel().astype(float).round(6)})
+    uri = "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(picture)).decode()  # a photo: a tenth of a PNG
     x = alt.X("column:Q", scale=alt.Scale(domain=[0, w], nice=False), axis=None)
     y = alt.Y("row:Q", scale=alt.Scale(domain=[0, h], nice=False, reverse=True), axis=None)
     background = alt.Chart(pd.DataFrame({"url": [uri], "column": [0], "row": [0]})).mark_image(
         width=size, height=size, align="left", baseline="top").encode(x=x, y=y, url="url:N")
-    grid = alt.Chart(cells).mark_rect(opacity=0.0).encode(
+    grid = alt.Chart(cells).transform_calculate(row_end="datum.row + 1", column_end="datum.column + 1").mark_rect(
+        opacity=0.0).encode(
         x=x, x2="column_end:Q", y=y, y2="row_end:Q",
         color=alt.Color("value:Q", title="Ms", scale=matplotlib_scale(cmap, vmin, vmax),
                         legend=alt.Legend(format=".4f", gradientLength=size - 40)),

@@ -58,18 +58,10 @@ def range_note(spatial_map: np.ndarray) -> str:
     return text
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """PNG encoding of an RGB uint8 array."""
-    return _encode(image, ".png")
-
-
 def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     """JPEG encoding of an RGB uint8 array (what Streamlit sends for an opaque image, at its quality)."""
-    return _encode(image, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, quality])
-
-
-def _encode(image: np.ndarray, ext: str, params: list[int] | None = None) -> bytes:
-    ok, buf = cv2.imencode(ext, cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR), params or [])
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
-        raise ValueError(f"the image could not be encoded as {ext[1:].upper()}")
+        raise ValueError("the image could not be encoded as JPEG")
     return buf.tobytes()
