@@ -9,6 +9,7 @@ import torch
 
 from cbam_viz.training import evaluate, family, train
 from cbam_viz.training.data import to_tensor
+from cbam_viz.models.cards import machine
 from cbam_viz.models.registry import DEFAULT_ROOT, Family, VariantNotFound, key_of
 from cbam_viz.models.weights import read_weights, sha256_file
 
@@ -220,6 +221,7 @@ def test_family_table_from_cards(tiny_family, tmp_path):
     text = family.table(tiny_family)
     assert "| `canonical` | end-to-end |" in text and "3 variants" in text
     assert "h of training at each run's median epoch time" in text
+    assert f"Trained on {machine()} (3 runs)." in text  # where each card's time was measured
     assert "Beside the paper (Woo et al." in text and "| order: spatial-first |" in text
     readme = tmp_path / "README.md"
     readme.write_text("a\n<!-- family-table:begin -->\nold\n<!-- family-table:end -->\nb\n")

@@ -23,6 +23,7 @@ import argparse
 import re
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from statistics import median
 from pathlib import Path
@@ -142,12 +143,14 @@ def table(out: Path) -> str:
         "|---|---|---|---|---|---|---|---|---|---|"
     )
     count = f"{len(cards)} variant{'s' if len(cards) != 1 else ''}"
+    machines = Counter(c["training"]["machine"] for c in cards)
+    where = "; ".join(f"{name} ({n} run{'s' if n != 1 else ''})" for name, n in machines.most_common())
     paper = (f"\nBeside the paper ({PAPER}; findings checked against {PAPER_CHECK}, numbers not verifiable "
              f"here so not quoted):\n\n{markdown_table(paper_comparison(cards))}\n")
     return (f"{head}\n" + "\n".join(rows) + f"\n\n{count}: {train_h:.2f} h of training and "
             f"{total_h - train_h:.2f} h of evaluation, {total_h:.2f} h in all; {paced_h:.2f} h of training at each "
             f"run's median epoch time (epochs slowed by other work on the machine counted at their run's usual "
-            f"pace).\n" + paper)
+            f"pace). Trained on {where}.\n" + paper)
 
 
 def paced_seconds(training: dict) -> float:
