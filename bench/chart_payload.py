@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cbam_viz.app.pictures import vega_lite  # noqa: E402
+from cbam_viz.app import pictures  # noqa: E402
+from cbam_viz.app.controls import start_values  # noqa: E402
 from cbam_viz.app.precomputed import Precomputed, sample_files  # noqa: E402
 from cbam_viz.models.registry import DEFAULT_ROOT, Family  # noqa: E402
-from cbam_viz.render import charts, overlays, tables  # noqa: E402
 
 
 def main() -> None:
@@ -33,10 +33,11 @@ def main() -> None:
         raise SystemExit("the precomputed gallery does not match the canonical model: python -m cbam_viz.family gallery")
     print(f"{card['name']}, {args.image}, overlay {result.view.shape[1]}x{result.view.shape[0]} px, default settings")
     print(f"{'block':<10}{'map':>8}{'map spec KB':>14}{'bars spec KB':>14}")
-    for b in result.blocks:
-        picture = overlays.overlay(result.view, b.spatial_map, args.cmap)  # the page's default opacity and upsampling
-        spec = vega_lite(charts.spatial_map(picture, b.spatial_map, args.cmap, "relative"))
-        bars = vega_lite(charts.channel_bars(tables.channel_rows(b.channel_weights, False, 10), b.name))
+    start = {**start_values({}, [args.image]), "cmap": args.cmap}  # the page's first settings
+    style = {k: start[k] for k in ("cmap", "opacity", "smooth", "scale")}
+    for b in result.blocks:  # the specs the page draws, from the functions it calls (their cache aside)
+        spec = pictures.spatial_map(result.view, b.spatial_map, **style, size=384)
+        _, bars = pictures.channel_bars(b.channel_weights, start["sort"], start["topk"], f"{b.name}: channel weights Mc")
         h, w = b.spatial_map.shape
         print(f"{b.name:<10}{f'{h}x{w}':>8}{len(json.dumps(spec)) / 1024:>14.1f}{len(json.dumps(bars)) / 1024:>14.1f}")
 

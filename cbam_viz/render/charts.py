@@ -84,7 +84,7 @@ def spatial_map(picture: np.ndarray, values: np.ndarray, cmap: str, scale: str, 
     rows, cols = np.mgrid[0:h, 0:w]
     # values to 6 decimals (the hover shows 5): a 32x32 map is sent on every change of block or setting
     cells = pd.DataFrame({"row": rows.ravel(), "column": cols.ravel(), "value": values.ravel().astype(float).round(6)})
-    uri = "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(picture)).decode()  # a photo: a tenth of a PNG
+    uri = "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(picture)).decode()  # a photo: JPEG, not PNG
     x = alt.X("column:Q", scale=alt.Scale(domain=[0, w], nice=False), axis=None)
     y = alt.Y("row:Q", scale=alt.Scale(domain=[0, h], nice=False, reverse=True), axis=None)
     background = alt.Chart(pd.DataFrame({"url": [uri], "column": [0], "row": [0]})).mark_image(
