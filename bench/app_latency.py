@@ -1,9 +1,9 @@
 """App speed in a real browser (Debian's chromium via Playwright) on the built-in family.
 
-Prints: server start -> first complete page (predictions and every image loaded, in a browser
-that is already open), and from a sidebar change (the click on the new option; opening the list
-before it is not counted) to the updated predictions and overlay on screen and the script run
-finished, p50 and p95 over >= 20 changes
+Prints: server start -> first complete page (in a browser that is already open: the predictions
+shown, every element's script and every image loaded, every chart drawn), and from a sidebar change
+(the click on the new option; opening the list before it is not counted) to the updated
+predictions, overlay and charts on screen and the script run finished, p50 and p95 over >= 20 changes
 that cycle through the trained orders (k=7, r=16) and kernels (channel-first, r=16); then a new
 session on the running server to its complete page, two ways: a new tab of the same browser (its
 cache holds Streamlit's scripts) and a new visitor (a fresh browser context, empty cache).
@@ -112,7 +112,7 @@ def main() -> None:
     p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
     print(f"server healthy after {healthy:.2f} s, page shell {shell:.2f} s, title {titled:.2f} s; "
           f"first complete page {first:.2f} s after start")
-    print(f"option picked -> updated predictions and overlay: {len(times)} changes, "
+    print(f"option picked -> updated predictions, overlay and charts: {len(times)} changes, "
           f"p50 {statistics.median(times):.3f} s, p95 {p95:.3f} s (first visit of each variant included); "
           f"the first change {first_change:.3f} s")
     for kind, runs in sessions.items():

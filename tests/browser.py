@@ -16,6 +16,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-component-update", "--disable-sync"]
 ROOT = Path(__file__).resolve().parent.parent
 PREDICTIONS_TABLE = ".st-key-predictions table"  # the top-5 table, in st.container(key="predictions")
+CHART = '[data-testid="stVegaLiteChart"] .marks'  # a drawn Vega-Lite chart (Streamlit has Vega draw SVG)
 
 
 def browser_missing() -> str | None:
@@ -35,14 +36,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(env: dict[str, str] | None = None, port: int | None = None,
-                 python: str = sys.executable) -> tuple[subprocess.Popen, str, float]:
-    """Start ``streamlit run streamlit_app.py`` (with the interpreter ``python``) on a free local port;
-    return (process, url, seconds to healthy)."""
+def start_server(env: dict[str, str] | None = None, port: int | None = None, python: str = sys.executable,
+                 script: Path = ROOT / "streamlit_app.py") -> tuple[subprocess.Popen, str, float]:
+    """Start ``streamlit run script`` (the app by default, with the interpreter ``python``) on a free
+    local port; return (process, url, seconds to healthy)."""
     port = port or free_port()
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [python, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
+        [python, "-m", "streamlit", "run", str(script), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
@@ -73,14 +74,16 @@ def launch(playwright):
 
 
 def wait_ready(page, timeout_ms: int = 120_000) -> None:
-    """Wait until the script run finished and every image on the page has loaded."""
+    """Wait until the script run finished, every element's code has loaded (no skeleton left where
+    Streamlit loads an element type's script lazily: the charts), every image has loaded and every
+    chart is drawn."""
     page.wait_for_selector("text=Top-5 predictions", timeout=timeout_ms)
     page.wait_for_function(
-        """() => !document.querySelector('[data-testid="stStatusWidget"]')
+        """() => !document.querySelector('[data-testid="stStatusWidget"], [data-testid="stSkeleton"]')
               && document.querySelectorAll('[data-testid="stImage"] img, img[src*="/media/"]').length >= 2
               && Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)
               && Array.from(document.querySelectorAll('[data-testid="stVegaLiteChart"]'))
-                      .every(c => c.querySelector('canvas, svg'))""",
+                      .every(c => c.querySelector('.marks'))""",
         timeout=timeout_ms,
     )
 
@@ -109,20 +112,25 @@ def choose(page, label: str, option: str) -> float:
 
 
 def change_and_wait(page, label: str, option: str, expected_model: str, before: dict, timeout_ms: int = 60_000) -> dict:
-    """Change a control, wait until the new model's predictions and overlay are on screen.
+    """Change a control, wait until the new model's predictions, overlay and charts are on screen.
 
     Returns the new state, with ``seconds`` from the pick of the option (the change itself, not
-    opening the list before it) to the page showing the result.
+    opening the list before it) to the page showing the result. Every chart must have been redrawn:
+    its markup differs from every chart's before the change (a new model changes every chart).
     """
+    page.evaluate("(charts) => { window.cbamVizCharts = Array.from(document.querySelectorAll(charts), c => c.outerHTML); }",
+                  CHART)
     picked = choose(page, label, option)
     page.wait_for_function(
-        """([model, overlay]) => {
+        """([model, overlay, charts]) => {
             const strong = Array.from(document.querySelectorAll('strong')).map(e => e.textContent);
             const img = Array.from(document.images).filter(i => i.src.includes('/media/')).pop();
+            const drawn = Array.from(document.querySelectorAll(charts), c => c.outerHTML);
             return strong.includes(model) && img && img.src !== overlay && img.complete && img.naturalWidth > 0
-                   && !document.querySelector('[data-testid="stStatusWidget"]');
+                   && !document.querySelector('[data-testid="stStatusWidget"]')
+                   && drawn.length > 0 && drawn.every(svg => !window.cbamVizCharts.includes(svg));
         }""",
-        arg=[expected_model, before["overlay"]],
+        arg=[expected_model, before["overlay"], CHART],
         timeout=timeout_ms,
     )
     seconds = time.perf_counter() - picked
