@@ -2,6 +2,9 @@
 
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -13,10 +16,11 @@ from streamlit.testing.v1 import AppTest
 import cbam_viz.models.imagenet
 from cbam_viz.app.images import markdown_text
 from cbam_viz.explain.classroom import CHANNEL_FORMULA, ORDER_FORMULAS, SPATIAL_FORMULA, reference_cbam512
+from cbam_viz.models.weights import MAX_WEIGHTS_BYTES
 
 from .conftest import BLOCKS, CLASSES
 
-APP = str(__import__("pathlib").Path(__file__).resolve().parent.parent / "streamlit_app.py")
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
 
 @pytest.fixture
@@ -581,3 +585,14 @@ def test_imagenet_checkpoint_upload_is_stored_once_and_used(app, imagenet_checkp
     stored = app.session_state["stored_upload"][1]
     app.sidebar.selectbox(key="cmap").set_value("gray").run()  # a rerun reuses the stored file
     assert app.session_state["stored_upload"][1] == stored and predictions(app) == from_path
+
+
+def test_server_settings_as_streamlit_reads_them():
+    """`streamlit config show` in the project folder (where `streamlit run` reads .streamlit/config.toml):
+    no e-mail prompt to block the first start, no file watcher over the folder (and its .venv), the
+    weights-file upload limit, a viewer's toolbar."""
+    shown = subprocess.run([sys.executable, "-m", "streamlit", "config", "show"], cwd=Path(APP).parent,
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    for setting in ("showEmailPrompt = false", 'fileWatcherType = "none"', f"maxUploadSize = {MAX_WEIGHTS_BYTES // 2**20}",
+                    'toolbarMode = "viewer"'):
+        assert setting in shown, setting
