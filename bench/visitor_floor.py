@@ -1,8 +1,9 @@
 """How much of a new visitor's wait is Streamlit's own: a bare Streamlit page against the app.
 
 A new visitor (a fresh browser context, empty cache) opens, on running servers, in turn:
-- a bare page: a title, the words "Top-5 predictions", two photos and one small Vega-Lite chart,
-  that is the least a page showing a prediction, its image and one interactive chart can be;
+- a bare page: a title, the words "Top-5 predictions" (which the timing waits for, as on the app's
+  page), two photos and one small Vega-Lite chart: the least a page showing a prediction, its image
+  and one interactive chart can be;
 - the app on its first page (the built-in family, the default image).
 Each is timed to its complete page (every element's script and image loaded, every chart drawn),
 alternating, ``--visits`` times each; prints the medians and each visit's figure. The difference is
@@ -17,12 +18,12 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.browser import ROOT, launch, start_server, stop_server, wait_ready  # noqa: E402
+from app_latency import new_session  # noqa: E402  (this folder)
+from tests.browser import ROOT, launch, start_server, stop_server  # noqa: E402
 
 BARE_PAGE = f"""import streamlit as st
 st.title("A bare Streamlit page")
@@ -38,13 +39,9 @@ st.vega_lite_chart({{"data": {{"values": [{{"channel": i, "weight": i / 16}} for
 def visit(browser, url: str) -> float:
     """Seconds from a new visitor's navigation to its complete page."""
     context = browser.new_context(viewport={"width": 1400, "height": 1500})
-    page = context.new_page()
-    t = time.perf_counter()
-    page.goto(url)
-    wait_ready(page)
-    seconds = time.perf_counter() - t
+    *_, complete = new_session(context, url)
     context.close()
-    return seconds
+    return complete
 
 
 def main() -> None:
