@@ -55,10 +55,10 @@ def main() -> None:
         bare = Path(tmp) / "bare_page.py"
         bare.write_text(BARE_PAGE)
         browser = launch(pw)
-        servers = {"a bare Streamlit page": start_server(python=args.python, script=bare),
-                   "cbam-viz": start_server(python=args.python)}
-        times: dict[str, list[float]] = {name: [] for name in servers}
+        servers, times = {}, {"a bare Streamlit page": [], "cbam-viz": []}
         try:
+            servers["a bare Streamlit page"] = start_server(python=args.python, script=bare)
+            servers["cbam-viz"] = start_server(python=args.python)
             for _, url, _ in servers.values():  # the servers' first script runs and caches, not timed
                 visit(browser, url)
             for _ in range(args.visits):
