@@ -14,7 +14,8 @@ from cbam_viz.app import pictures
 from cbam_viz.app.channel_panel import channel_drilldown
 from cbam_viz.app.classroom_panel import classroom
 from cbam_viz.app.compare_panel import side_by_side
-from cbam_viz.app.controls import MODELS, SCALES, Shown, attention_mode, classes_note, start_values
+from cbam_viz.app.controls import (MODELS, SCALES, Shown, attention_mode, classes_note, map_size, overlay_style,
+                                   start_values)
 from cbam_viz.app.imagenet_panel import imagenet
 from cbam_viz.app.images import KINDS, ImageError, file_label, markdown_text
 from cbam_viz.app.lesson_panel import lessons
@@ -141,10 +142,10 @@ def what_the_model_saw(result: Analysis, card: dict, label: str, uploaded: bool)
         note.info(text)
 
 
-def one_block(view: View, start: dict, root: str | None):
-    """The chosen block's channel weights (interactive bars) and spatial map (over the image), with
-    what is usual for the block over the test set when its card measured it; in lesson mode, the
-    image beside them."""
+def one_block(view: View, start: dict, root: str | None, jpegs: dict[str, bytes]):
+    """The chosen block's channel weights (interactive bars) and spatial map (over the image, from
+    ``jpegs``), with what is usual for the block over the test set when its card measured it; in
+    lesson mode, the image beside them."""
     ss, result, card = st.session_state, view.result, view.card
     st.subheader("One block")
     names = [b.name for b in result.blocks]
@@ -157,7 +158,7 @@ def one_block(view: View, start: dict, root: str | None):
         image_col.image(result.view, caption="the region the model saw", width="stretch")
     else:
         cw_col, sm_col = st.columns(2)
-    size = 320 if ss.lesson else 384
+    size = map_size(ss.lesson)
     with cw_col:
         if block.channel_weights is None:
             st.info("Channel attention is off in this configuration.")
@@ -177,7 +178,7 @@ def one_block(view: View, start: dict, root: str | None):
             st.info("Spatial attention is off in this configuration.")
         else:
             h, w = block.spatial_map.shape
-            st.vega_lite_chart(spec=pictures.spatial_map(result.view, block.spatial_map, **style(), size=size),
+            st.vega_lite_chart(spec=pictures.spatial_map(jpegs[block.name], block.spatial_map, ss.cmap, ss.scale, size),
                                key=f"map-{block.name}")
             st.caption(f"{block.name}: spatial map Ms ({h}x{w}) over the region the model saw; hover a cell for "
                        f"its value. {overlays.range_note(block.spatial_map)} "
@@ -185,13 +186,10 @@ def one_block(view: View, start: dict, root: str | None):
     return block
 
 
-def every_block(result: Analysis) -> None:
-    """Every block's spatial map (one row per stage) and channel-weight distribution."""
+def every_block(result: Analysis, jpegs: dict[str, bytes]) -> None:
+    """Every block's spatial map (one row per stage, from ``jpegs``) and channel-weight distribution."""
     st.subheader("Every block")
     stages = result.spatial_stages()
-    shown = [b for blocks in stages.values() for b in blocks]
-    maps = tuple(b.spatial_map for b in shown)  # one cached entry for the view's maps: the image is hashed once
-    jpegs = dict(zip((b.name for b in shown), pictures.overlays_jpeg(result.view, maps, **style())))
     for blocks in stages.values():  # one row per stage, at most a quarter of the page per map
         for col, b in zip(st.columns(max(4, *map(len, stages.values()))), blocks):
             h, w = b.spatial_map.shape
@@ -201,9 +199,17 @@ def every_block(result: Analysis) -> None:
         st.vega_lite_chart(spec=pictures.weight_distribution(result.blocks), width="stretch")
 
 
+def overlay_jpegs(result: Analysis) -> dict[str, bytes]:
+    """Every spatial map over the image as JPEG, by block: made once per run for the block's chart and
+    the every-block grid, in one cached entry (the image is hashed once)."""
+    shown = [b for b in result.blocks if b.spatial_map is not None]
+    return dict(zip((b.name for b in shown),
+                    pictures.overlays_jpeg(result.view, tuple(b.spatial_map for b in shown), **style())))
+
+
 def style() -> dict:
     """The sidebar's display settings for an overlay."""
-    return {k: st.session_state[k] for k in ("cmap", "opacity", "smooth", "scale")}
+    return overlay_style(st.session_state)
 
 
 def exports(result: Analysis, block, config: dict, card: dict) -> None:
@@ -239,7 +245,8 @@ def main() -> None:
         st.info("This is the plain ResNet without attention: there is no channel weight or spatial map to show. "
                 "Turn a gate back on in the sidebar to compare.")
         st.stop()
-    block = one_block(view, start, root if builtin else None)
+    jpegs = overlay_jpegs(result)
+    block = one_block(view, start, root if builtin else None, jpegs)
     if block_first:
         told = predictions_and_card(view, Shown(label, ss.model, model_id), key, root)
     if told:
@@ -249,7 +256,7 @@ def main() -> None:
     else:
         st.caption("The lesson panels, the side-by-side view and the downloads name the predicted class: they "
                    "appear once the predictions are revealed.")
-    every_block(result)
+    every_block(result, jpegs)
     classroom(card, ss.order if (ss.ca and ss.sa) or not builtin else None,
               list(family(root).cards.values()) if builtin else None)
     if told:

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cbam_viz.app import pictures  # noqa: E402
-from cbam_viz.app.controls import start_values  # noqa: E402
+from cbam_viz.app.controls import map_size, overlay_style, start_values  # noqa: E402
 from cbam_viz.app.precomputed import Precomputed, sample_files  # noqa: E402
 from cbam_viz.models.registry import DEFAULT_ROOT, Family  # noqa: E402
 
@@ -34,9 +34,9 @@ def main() -> None:
     print(f"{card['name']}, {args.image}, overlay {result.view.shape[1]}x{result.view.shape[0]} px, default settings")
     print(f"{'block':<10}{'map':>8}{'map spec KB':>14}{'bars spec KB':>14}")
     start = {**start_values({}, [args.image]), "cmap": args.cmap}  # the page's first settings
-    style = {k: start[k] for k in ("cmap", "opacity", "smooth", "scale")}
-    for b in result.blocks:  # the specs the page draws, from the functions it calls (their cache aside)
-        spec = pictures.spatial_map(result.view, b.spatial_map, **style, size=384)
+    jpegs = pictures.overlays_jpeg(result.view, tuple(b.spatial_map for b in result.blocks), **overlay_style(start))
+    for b, jpeg in zip(result.blocks, jpegs):  # the specs the page draws, from the functions it calls (their cache aside)
+        spec = pictures.spatial_map(jpeg, b.spatial_map, start["cmap"], start["scale"], map_size(start["lesson"]))
         _, bars = pictures.channel_bars(b.channel_weights, start["sort"], start["topk"], f"{b.name}: channel weights Mc")
         h, w = b.spatial_map.shape
         print(f"{b.name:<10}{f'{h}x{w}':>8}{len(json.dumps(spec)) / 1024:>14.1f}{len(json.dumps(bars)) / 1024:>14.1f}")

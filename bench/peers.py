@@ -76,12 +76,10 @@ def operator_ms(model, x, passes: int = 20) -> dict[str, float]:
 def first_view(model, card, image_bytes: bytes) -> None:
     """What the app computes for a new upload: decode, analyse, the block's charts and every block's maps."""
     result = analyse(model, load_image(image_bytes), card)
+    jpegs = [overlays.encode_jpeg(overlays.overlay(result.view, b.spatial_map)) for b in result.blocks]  # every block
     block = result.blocks[-1]
-    picture = overlays.overlay(result.view, block.spatial_map)
-    charts.spatial_map(picture, block.spatial_map, "jet", "relative").to_dict()
+    charts.spatial_map(jpegs[-1], block.spatial_map, "jet", "relative").to_dict()
     charts.channel_bars(tables.channel_rows(block.channel_weights), block.name).to_dict()
-    for b in result.blocks:
-        overlays.overlay(result.view, b.spatial_map)
     charts.weight_distribution(result.blocks).to_dict()
 
 

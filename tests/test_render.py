@@ -157,7 +157,7 @@ def test_weight_distribution_chart_has_a_row_per_block(result):
 
 def test_spatial_map_chart_gives_every_cell_and_the_real_range(result):
     block = result.block("layer2.0")
-    picture = overlays.overlay(result.view, block.spatial_map)
+    picture = overlays.encode_jpeg(overlays.overlay(result.view, block.spatial_map))
     spec = charts.spatial_map(picture, block.spatial_map, "jet", "relative").to_dict()
     image_layer, cells = spec["layer"]
     assert next(iter(spec["datasets"][image_layer["data"]["name"]]))["url"].startswith("data:image/jpeg;base64,")
@@ -173,7 +173,7 @@ def test_the_page_draws_the_validated_specifications(result):
     from cbam_viz.app.pictures import vega_lite
 
     block = result.block("layer2.0")
-    picture = overlays.overlay(result.view, block.spatial_map)
+    picture = overlays.encode_jpeg(overlays.overlay(result.view, block.spatial_map))
     for chart in (charts.channel_bars(tables.channel_rows(block.channel_weights), "bars"),
                   charts.spatial_map(picture, block.spatial_map, "jet", "relative"),
                   charts.weight_distribution(result.blocks)):
@@ -196,7 +196,7 @@ def test_the_page_cache_keys_pictures_by_their_values_and_settings(result):
     other = 1.0 - values  # another map of the same shape is another picture
     assert jpeg(other) != jpeg(values)
     assert pictures.overlays_jpeg(view, (values, other), **style) == [jpeg(values), jpeg(other)]  # one per map, in order
-    assert pictures.spatial_map(view, other, **style, size=384) != pictures.spatial_map(view, values, **style, size=384)
+    assert pictures.spatial_map(jpeg(other), other, "jet", "relative", 384) != pictures.spatial_map(jpeg(values), values, "jet", "relative", 384)
     weights = result.block("layer2.0").channel_weights
     rows, spec = pictures.channel_bars(weights, True, 3, "bars")
     assert rows == tables.channel_rows(weights, True, 3) and spec == pictures.channel_bars(weights, True, 3, "bars")[1]

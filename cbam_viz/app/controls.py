@@ -53,6 +53,18 @@ def start_values(query: Mapping[str, str], samples: list[str]) -> dict:
     }
 
 
+def overlay_style(values: Mapping) -> dict:
+    """The display settings an overlay is drawn with (colormap, opacity, upsampling, colour scale),
+    taken from the controls' values (session state or :func:`start_values`)."""
+    return {k: values[k] for k in ("cmap", "opacity", "smooth", "scale")}
+
+
+def map_size(lesson: bool) -> int:
+    """Pixels on a side of the block's spatial-map chart: smaller in lesson mode, where the image
+    stands beside it."""
+    return 320 if lesson else 384
+
+
 @dataclass(frozen=True)
 class Shown:
     """What the predictions on screen belong to: the image, the model family (label set) and the variant."""

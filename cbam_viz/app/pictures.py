@@ -37,11 +37,10 @@ def channel_bars(weights: np.ndarray, sort: bool, top_k: int, title: str) -> tup
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def spatial_map(view: np.ndarray, values: np.ndarray, cmap: str, opacity: float, smooth: bool, scale: str,
-                size: int) -> dict:
-    """The chart of a spatial map over the image, with its values on hover and its colour bar."""
-    picture = overlays.overlay(view, values, cmap, opacity, smooth, scale)
-    return vega_lite(charts.spatial_map(picture, values, cmap, scale, size))
+def spatial_map(overlay_jpeg: bytes, values: np.ndarray, cmap: str, scale: str, size: int) -> dict:
+    """The chart of a spatial map over the image (its overlay from :func:`overlays_jpeg`), with its
+    values on hover and its colour bar."""
+    return vega_lite(charts.spatial_map(overlay_jpeg, values, cmap, scale, size))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..explain.results import BlockAttention
-from .overlays import colorize, encode_jpeg, value_range
+from .overlays import colorize, value_range
 from .tables import weight_histograms
 
 CHANNEL_SELECTION = "channel"
@@ -75,16 +75,16 @@ def weight_distribution(blocks: Sequence[BlockAttention], bins: int = 20) -> alt
     )
 
 
-def spatial_map(picture: np.ndarray, values: np.ndarray, cmap: str, scale: str, size: int = 384) -> alt.LayerChart:
-    """The map over the image: ``picture`` (the overlay of :func:`cbam_viz.render.overlays.overlay`)
-    as the background, under one invisible cell per map position that gives its exact value on
-    hover, and a colour bar in the map's real values."""
+def spatial_map(overlay_jpeg: bytes, values: np.ndarray, cmap: str, scale: str, size: int = 384) -> alt.LayerChart:
+    """The map over the image: the overlay (:func:`cbam_viz.render.overlays.overlay`, as the JPEG the
+    page also shows among every block's maps) as the background, under one invisible cell per map
+    position that gives its exact value on hover, and a colour bar in the map's real values."""
     h, w = values.shape
     vmin, vmax = value_range(values, scale)
     rows, cols = np.mgrid[0:h, 0:w]
     # values to 6 decimals (the hover shows 5): a 32x32 map is sent on every change of block or setting
     cells = pd.DataFrame({"row": rows.ravel(), "column": cols.ravel(), "value": values.ravel().astype(float).round(6)})
-    uri = "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(picture)).decode()  # a photo: JPEG, not PNG
+    uri = "data:image/jpeg;base64," + base64.b64encode(overlay_jpeg).decode()
     x = alt.X("column:Q", scale=alt.Scale(domain=[0, w], nice=False), axis=None)
     y = alt.Y("row:Q", scale=alt.Scale(domain=[0, h], nice=False, reverse=True), axis=None)
     background = alt.Chart(pd.DataFrame({"url": [uri], "column": [0], "row": [0]})).mark_image(
